@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Install everything the tracker needs on Debian/Ubuntu, idempotently.
+# Usage: scripts/setup.sh [run|test]
+# Re-running reuses what is already there: apt is only called for what is missing,
+# and the virtualenv is only reinstalled when setup.cfg changes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+MODE="${1:-run}"
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+
+log() { printf '\033[1;34m==>\033[0m %s\n' "$*"; }
+
+# --- system packages ---------------------------------------------------------
+pg_version() { ls /usr/lib/postgresql 2>/dev/null | sort -n | tail -1; }
+missing=()
+PGV="$(pg_version)"
+if [ -z "$PGV" ] || [ ! -x "/usr/lib/postgresql/$PGV/bin/postgres" ]; then
+  missing+=(postgresql)
+fi
+if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then missing+=(python3-venv); fi
+command -v runuser >/dev/null || missing+=(util-linux)
+if [ "$MODE" = test ]; then
+  command -v chromium >/dev/null || missing+=(chromium)
+fi
+APT_UPDATED=0
+apt_install() {
+  if [ "$APT_UPDATED" = 0 ]; then
+    log "apt-get update"
+    $SUDO apt-get update -qq
+    APT_UPDATED=1
+  fi
+  log "apt-get install $*"
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$@" >/dev/null
+}
+if [ "${#missing[@]}" -gt 0 ]; then apt_install "${missing[@]}"; fi
+PGV="$(pg_version)"
+if [ ! -f "/usr/share/postgresql/$PGV/extension/postgis.control" ]; then
+  apt_install "postgresql-$PGV-postgis-3"
+fi
+
+# --- python virtualenv ---------------------------------------------------------
+STAMP=".venv/.installed-$MODE-$(cat setup.cfg pyproject.toml | sha1sum | cut -c1-12)"
+if [ ! -f "$STAMP" ]; then
+  log "installing the Python environment (.venv, $MODE)"
+  [ -x .venv/bin/python ] || python3 -m venv .venv
+  .venv/bin/pip install -q --upgrade pip
+  if [ "$MODE" = test ]; then
+    .venv/bin/pip install -q -e '.[test]'
+  else
+    .venv/bin/pip install -q -e .
+  fi
+  rm -f .venv/.installed-"$MODE"-*
+  touch "$STAMP"
+fi
+
+# --- database ----------------------------------------------------------------
+if [ -z "${DATABASE_URL:-}" ]; then
+  scripts/pg.sh start
+fi

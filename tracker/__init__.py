@@ -1,0 +1,60 @@
+"""Real-time geolocation tracker for city volunteers and patrols."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask
+
+from . import auth, cli
+from .api.routes import bp as api_bp
+from .config import PROJECT_ROOT, Config
+from .extensions import db, login, migrate, socketio
+from .ingest.events import DeviceNamespace
+from .ingest.http import bp as ingest_http_bp
+from .ingest.writer import writer
+
+
+def _make_psycopg2_cooperative() -> None:
+    """Let psycopg2 yield to other greenlets while it waits on the database."""
+    from gevent import monkey
+
+    if monkey.is_module_patched("socket"):
+        from psycogreen.gevent import patch_psycopg
+
+        patch_psycopg()
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """Create and configure an instance of the Flask application."""
+    _make_psycopg2_cooperative()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    app = Flask(
+        __name__,
+        static_folder=str(PROJECT_ROOT / "static"),
+        static_url_path="/static",
+    )
+    app.config.from_object(Config())
+    if test_config:
+        app.config.update(test_config)
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))
+    login.init_app(app)
+    auth.init_app(app)
+    socketio.init_app(
+        app,
+        async_mode="gevent",
+        message_queue=app.config["SOCKETIO_MESSAGE_QUEUE"],
+        max_http_buffer_size=app.config["SOCKETIO_MAX_HTTP_BUFFER_SIZE"],
+        ping_interval=20,
+        ping_timeout=20,
+    )
+    writer.init_app(app)
+
+    app.register_blueprint(api_bp)
+    app.register_blueprint(ingest_http_bp)
+    socketio.on_namespace(DeviceNamespace("/device"))
+    cli.init_app(app)
+    return app

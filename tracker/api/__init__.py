@@ -1,0 +1,1 @@
+"""REST endpoints for command-centre staff; GeoJSON out."""

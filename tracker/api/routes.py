@@ -1,0 +1,156 @@
+"""Staff session, live positions and tracks."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from flask import Blueprint, abort, jsonify, request
+from flask_login import current_user, login_required, login_user, logout_user
+from werkzeug.exceptions import HTTPException
+
+from .. import queries
+from ..auth import check_password
+from ..extensions import db
+
+log = logging.getLogger(__name__)
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+
+@bp.errorhandler(HTTPException)
+def json_error(exc: HTTPException):
+    """Answer API errors in JSON."""
+    return jsonify(error=exc.description), exc.code
+
+
+@bp.post("/session")
+def login():
+    """Log a staff account in and set the session cookie."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        abort(400, description="body: must be a JSON object with username and password")
+    username, password = body.get("username"), body.get("password")
+    if not isinstance(username, str) or not isinstance(password, str):
+        abort(400, description="username, password: must be strings")
+    user = queries.user_by_username(db.session, username)
+    if not check_password(user, password):
+        log.info("failed login for %r", username[:64])
+        abort(401, description="username/password: wrong user name or password")
+    login_user(user)
+    log.info("user %s logged in", user.username)
+    return jsonify(username=user.username, role=user.role, unit_id=user.unit_id)
+
+
+@bp.get("/session")
+@login_required
+def whoami():
+    """Return the logged-in staff account."""
+    return jsonify(
+        username=current_user.username, role=current_user.role, unit_id=current_user.unit_id
+    )
+
+
+@bp.delete("/session")
+def logout():
+    """Log out."""
+    logout_user()
+    return "", 204
+
+
+def _parse_time(name: str, default: datetime) -> datetime:
+    """Return query parameter `name` as an aware datetime, or 400 naming it."""
+    value = request.args.get(name)
+    if value is None:
+        return default
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        abort(400, description=f"{name}: not an ISO-8601 date-time")
+    if parsed.tzinfo is None:
+        abort(400, description=f"{name}: must include a UTC offset")
+    return parsed
+
+
+def _parse_bbox() -> tuple[float, float, float, float] | None:
+    """Return the bbox query parameter as (west, south, east, north), or 400."""
+    value = request.args.get("bbox")
+    if value is None:
+        return None
+    try:
+        west, south, east, north = (float(part) for part in value.split(","))
+    except ValueError:
+        abort(400, description="bbox: must be four numbers west,south,east,north")
+    if not all(math.isfinite(v) for v in (west, south, east, north)):
+        abort(400, description="bbox: must be finite numbers")
+    if not (-180 <= west <= east <= 180 and -90 <= south <= north <= 90):
+        abort(400, description="bbox: must satisfy -180<=west<=east<=180, -90<=south<=north<=90")
+    return west, south, east, north
+
+
+def _visible_person_or_404(person_id: int) -> None:
+    """Answer 404 for a person that does not exist or is outside the account's scope."""
+    if not queries.can_see_person(db.session, current_user, person_id):
+        abort(404, description="person: not found")
+
+
+@bp.get("/people/<int:person_id>/track")
+@login_required
+def track(person_id: int):
+    """Return a person's positions from `from` to `to` (default: the last 24 h) as a line."""
+    _visible_person_or_404(person_id)
+    now = datetime.now(UTC)
+    end = _parse_time("to", now + timedelta(minutes=5))
+    start = _parse_time("from", end - timedelta(days=1))
+    if start >= end:
+        abort(400, description="from: must be before to")
+    result = queries.track(db.session, person_id, start, end)
+    geometry: dict[str, Any] | None = None
+    if result.geometry_geojson is not None:
+        geometry = json.loads(result.geometry_geojson)
+    return jsonify(
+        type="Feature",
+        geometry=geometry,
+        properties={
+            "person_id": person_id,
+            "points": result.points,
+            "distance_m": round(result.distance_m, 2),
+            "started_at": result.started_at.isoformat() if result.started_at else None,
+            "ended_at": result.ended_at.isoformat() if result.ended_at else None,
+        },
+    )
+
+
+@bp.get("/live")
+@login_required
+def live():
+    """Return each visible person's newest fix as a GeoJSON FeatureCollection."""
+    bbox = _parse_bbox()
+    now = datetime.now(UTC)
+    rows = db.session.execute(queries.latest_positions(current_user, bbox)).all()
+    return jsonify(
+        type="FeatureCollection",
+        features=[
+            {
+                "type": "Feature",
+                "id": row.person_id,
+                "geometry": {"type": "Point", "coordinates": [row.lon, row.lat]},
+                "properties": {
+                    "person_id": row.person_id,
+                    "name": row.name,
+                    "role": row.role,
+                    "unit_id": row.unit_id,
+                    "ts": row.ts.isoformat(),
+                    "accuracy": row.accuracy_m,
+                    "speed": row.speed_mps,
+                    "heading": row.heading_deg,
+                    "battery": row.battery,
+                    "on_duty": row.on_duty,
+                    "age_s": round((now - row.ts).total_seconds(), 1),
+                },
+            }
+            for row in rows
+        ],
+    )

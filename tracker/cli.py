@@ -1,0 +1,232 @@
+"""Administration commands: `flask --app wsgi units|people|devices|users|partitions|seed-demo`."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import secrets
+import sys
+from datetime import UTC, datetime, timedelta
+
+import click
+from flask import Flask, current_app
+from flask.cli import AppGroup
+from sqlalchemy import select
+
+from . import queries
+from .auth import hash_password, hash_token, new_device_token
+from .extensions import db
+from .geo import GeometryError, boundary_from_geojson
+from .models import STAFF_ROLES, Unit
+
+units_cli = AppGroup("units", help="Districts, streets, communities and grids.")
+people_cli = AppGroup("people", help="Volunteers, street chiefs, grid workers, patrols.")
+devices_cli = AppGroup("devices", help="Phones and their tokens.")
+users_cli = AppGroup("users", help="Command-centre staff accounts.")
+partitions_cli = AppGroup("partitions", help="Upkeep of the positions partitions.")
+
+
+def _check_unit(unit_id: int | None) -> None:
+    """Fail with a clear message if a unit id does not exist."""
+    if unit_id is not None and db.session.get(Unit, unit_id) is None:
+        raise click.BadParameter(f"no unit with id {unit_id}", param_hint="--unit/--parent")
+
+
+@units_cli.command("add")
+@click.argument("name")
+@click.option("--kind", required=True, help="district, street, community or grid")
+@click.option("--parent", "parent_id", type=int, help="id of the unit above this one")
+@click.option("--boundary", type=click.File("r", encoding="utf-8"), help="GeoJSON polygon file")
+def add_unit(name: str, kind: str, parent_id: int | None, boundary) -> None:
+    """Add a unit; print its id."""
+    _check_unit(parent_id)
+    wkt = None
+    if boundary is not None:
+        try:
+            geom, repaired = boundary_from_geojson(json.load(boundary))
+        except (ValueError, GeometryError) as exc:
+            raise click.BadParameter(str(exc), param_hint="--boundary") from None
+        if repaired:
+            click.echo("boundary was invalid and has been repaired", err=True)
+        wkt = geom.wkt
+    unit = queries.add_unit(db.session, name, kind, parent_id, wkt)
+    db.session.commit()
+    click.echo(unit.id)
+
+
+@people_cli.command("add")
+@click.option("--name", required=True)
+@click.option("--role", required=True, help="volunteer, street_chief, grid_worker, patrol, ...")
+@click.option("--unit", "unit_id", type=int)
+@click.option("--phone")
+def add_person(name: str, role: str, unit_id: int | None, phone: str | None) -> None:
+    """Add a person; print their id."""
+    roles = current_app.config["PERSON_ROLES"]
+    if role not in roles:
+        raise click.BadParameter(f"must be one of {', '.join(roles)}", param_hint="--role")
+    _check_unit(unit_id)
+    person = queries.add_person(db.session, name, role, unit_id, phone)
+    db.session.commit()
+    click.echo(person.id)
+
+
+@devices_cli.command("issue")
+@click.argument("person_id", type=int)
+@click.option("--label", help="e.g. the phone model")
+def issue_device(person_id: int, label: str | None) -> None:
+    """Issue a device token for a person; the last line printed is the token."""
+    from .models import Person
+
+    if db.session.get(Person, person_id) is None:
+        raise click.BadParameter(f"no person with id {person_id}", param_hint="PERSON_ID")
+    token = new_device_token()
+    device = queries.add_device(db.session, person_id, label, hash_token(token))
+    db.session.commit()
+    click.echo(f"device {device.id} issued to person {person_id}; the token is shown only once:")
+    click.echo(token)
+
+
+@devices_cli.command("revoke")
+@click.argument("device_id", type=int)
+def revoke_device(device_id: int) -> None:
+    """Revoke a device: its token stops working at once."""
+    if not queries.revoke_device(db.session, device_id):
+        db.session.rollback()
+        raise click.ClickException(f"no active device with id {device_id}")
+    db.session.commit()
+    click.echo(f"device {device_id} revoked")
+
+
+def _read_password(password_stdin: bool) -> str:
+    """Read a new password from standard input or an interactive prompt."""
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    if len(password) < 8:
+        raise click.BadParameter("must be at least 8 characters", param_hint="password")
+    return password
+
+
+@users_cli.command("add")
+@click.argument("username")
+@click.option("--role", required=True, type=click.Choice(STAFF_ROLES))
+@click.option("--unit", "unit_id", type=int, help="limit the account to this unit and below")
+@click.option("--password-stdin", is_flag=True, help="read the password from standard input")
+def add_user(username: str, role: str, unit_id: int | None, password_stdin: bool) -> None:
+    """Add a command-centre staff account."""
+    _check_unit(unit_id)
+    if queries.user_by_username(db.session, username) is not None:
+        raise click.ClickException(f"user {username} already exists")
+    password = _read_password(password_stdin)
+    queries.add_user(db.session, username, hash_password(password), role, unit_id)
+    db.session.commit()
+    click.echo(f"user {username} added ({role})")
+
+
+@users_cli.command("passwd")
+@click.argument("username")
+@click.option("--password-stdin", is_flag=True, help="read the password from standard input")
+def set_password(username: str, password_stdin: bool) -> None:
+    """Set a staff account's password."""
+    user = queries.user_by_username(db.session, username)
+    if user is None:
+        raise click.ClickException(f"no user {username}")
+    user.password_hash = hash_password(_read_password(password_stdin))
+    db.session.commit()
+    click.echo(f"password of {username} changed")
+
+
+@partitions_cli.command("ensure")
+@click.option("--days-ahead", type=int, default=None, help="default: PARTITION_DAYS_AHEAD")
+def ensure_partitions(days_ahead: int | None) -> None:
+    """Create the positions partitions from the ingest window up to some days ahead."""
+    ahead = days_ahead if days_ahead is not None else current_app.config["PARTITION_DAYS_AHEAD"]
+    back = current_app.config["MAX_AGE_S"] // 86400 + 1
+    today = datetime.now(UTC).date()
+    created = 0
+    for n in range(-back, ahead + 1):
+        created += queries.ensure_partition(db.session, today + timedelta(days=n))
+    db.session.commit()
+    click.echo(f"{created} partitions created")
+
+
+# A small demo around Beijing's Dongcheng district: two grids side by side.
+DEMO_ORIGIN = (116.4105, 39.9280)  # lon, lat
+DEMO_PEOPLE = [
+    ("王芳 Wang Fang", "volunteer", 0),
+    ("李强 Li Qiang", "street_chief", 0),
+    ("张伟 Zhang Wei", "grid_worker", 0),
+    ("刘洋 Liu Yang", "patrol", 1),
+    ("陈静 Chen Jing", "volunteer", 1),
+    ("赵磊 Zhao Lei", "grid_worker", 1),
+]
+
+
+def _grid_wkt(col: int) -> str:
+    """Return the WKT square of demo grid `col` (about 600 m a side)."""
+    lon0, lat0 = DEMO_ORIGIN
+    w, h = 0.007, 0.0054
+    x0 = lon0 + col * w
+    return (
+        f"POLYGON(({x0} {lat0}, {x0 + w} {lat0}, {x0 + w} {lat0 + h}, "
+        f"{x0} {lat0 + h}, {x0} {lat0}))"
+    )
+
+
+@click.command("seed-demo")
+def seed_demo() -> None:
+    """Create a demo admin, units, people, devices and a recent walk for each person."""
+    if db.session.execute(select(Unit.id).limit(1)).first() is not None:
+        click.echo("demo data already present: nothing to do")
+        click.echo("(the admin password was printed on the first run; reset it with "
+                   "`flask --app wsgi users passwd admin`)")
+        return
+    district = queries.add_unit(db.session, "东城区 Dongcheng", "district", None, None)
+    street = queries.add_unit(db.session, "景山街道 Jingshan", "street", district.id, None)
+    community = queries.add_unit(db.session, "黄化门社区 Huanghuamen", "community", street.id, None)
+    grids = [
+        queries.add_unit(db.session, f"第{n + 1}网格 Grid {n + 1}", "grid", community.id,
+                         _grid_wkt(n))
+        for n in range(2)
+    ]
+    password = secrets.token_urlsafe(12)
+    queries.add_user(db.session, "admin", hash_password(password), "admin", None)
+    rng = random.Random(2026)
+    now = datetime.now(UTC).replace(microsecond=0)
+    rows = []
+    tokens = []
+    for name, role, grid in DEMO_PEOPLE:
+        person = queries.add_person(db.session, name, role, grids[grid].id, None)
+        token = new_device_token()
+        device = queries.add_device(db.session, person.id, "demo phone", hash_token(token))
+        tokens.append((name, token))
+        queries.open_shift(db.session, person.id)
+        lon = DEMO_ORIGIN[0] + (grid + rng.uniform(0.2, 0.8)) * 0.007
+        lat = DEMO_ORIGIN[1] + rng.uniform(0.2, 0.8) * 0.0054
+        heading = rng.uniform(0, 2 * math.pi)
+        for step in range(120):  # ten minutes at one fix every five seconds
+            heading += rng.gauss(0, 0.3)
+            lon += 1.4 * 5 * math.sin(heading) / 85_000
+            lat += 1.4 * 5 * math.cos(heading) / 111_000
+            rows.append(queries.PositionRow(
+                person.id, device.id, now - timedelta(seconds=5 * (119 - step)), lat, lon,
+                accuracy_m=rng.uniform(3, 15), speed_mps=1.4,
+                heading_deg=math.degrees(heading) % 360, battery=rng.uniform(0.3, 1.0),
+            ))
+    for day in {row.ts.date() for row in rows}:
+        queries.ensure_partition(db.session, day)
+    queries.insert_positions(db.session, rows)
+    db.session.commit()
+    click.echo("demo data created:")
+    for name, token in tokens:
+        click.echo(f"  device token of {name}: {token}")
+    click.echo(f"command-centre login: admin / {password}   (shown only now)")
+
+
+def init_app(app: Flask) -> None:
+    """Register the commands with the app's CLI."""
+    for group in (units_cli, people_cli, devices_cli, users_cli, partitions_cli):
+        app.cli.add_command(group)
+    app.cli.add_command(seed_demo)

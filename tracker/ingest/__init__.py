@@ -1,0 +1,1 @@
+"""Ingest: validation, the group-commit writer, the /device events and HTTP formats."""

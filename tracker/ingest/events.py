@@ -1,0 +1,72 @@
+"""Socket.IO namespace /device: phones authenticate and stream positions."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from flask import request
+from flask_socketio import Namespace, disconnect
+
+from ..queries import DeviceIdentity
+from . import service
+
+log = logging.getLogger(__name__)
+
+
+def _never_raise(handler: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
+    """Answer an unexpected failure with a retryable error instead of no ack at all."""
+
+    @wraps(handler)
+    def wrapper(*args: Any) -> dict[str, Any]:
+        try:
+            return handler(*args)
+        except Exception:
+            log.exception("%s failed", handler.__name__)
+            return {"ok": False, "error": "server: internal error, retry", "retry": True}
+
+    return wrapper
+
+
+class DeviceNamespace(Namespace):
+    """Events between phones and the server; see docs/protocol.md."""
+
+    def __init__(self, namespace: str = "/device") -> None:
+        """Create the namespace with no devices connected."""
+        super().__init__(namespace)
+        self.devices: dict[str, DeviceIdentity] = {}
+
+    def on_connect(self, auth: Any = None) -> None:
+        """Sent by a phone when it connects: accept it only with a valid device token."""
+        token = auth.get("token") if isinstance(auth, dict) else None
+        if not token:
+            raise ConnectionRefusedError("auth.token: a device token is required")
+        device = service.identify_device(token)
+        if device is None:
+            raise ConnectionRefusedError("auth.token: unknown or revoked device token")
+        self.devices[request.sid] = device
+        log.info("device %d of person %d connected", device.device_id, device.person_id)
+
+    def on_disconnect(self, reason: Any = None) -> None:
+        """Sent when a phone's connection ends: forget it."""
+        device = self.devices.pop(request.sid, None)
+        if device is not None:
+            log.info("device %d disconnected (%s)", device.device_id, reason)
+
+    @_never_raise
+    def on_positions(self, payload: Any = None) -> dict[str, Any]:
+        """Sent by a phone with a batch of fixes; the ack follows their commit."""
+        device = self.devices[request.sid]
+        size = len(json.dumps(payload, separators=(",", ":"), default=str))
+        ack = service.store_positions(device, payload, size)
+        if ack.get("error", "").startswith("auth.token"):
+            disconnect()
+        return ack
+
+    @_never_raise
+    def on_duty(self, payload: Any = None) -> dict[str, Any]:
+        """Sent by a phone going on or off duty; opens or closes the person's shift."""
+        return service.set_duty(self.devices[request.sid], payload)

@@ -1,0 +1,112 @@
+"""Turn a device's payload into stored positions and an exact acknowledgement."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from flask import current_app
+from sqlalchemy.exc import SQLAlchemyError
+
+from .. import queries
+from ..auth import hash_token
+from ..extensions import db
+from ..queries import DeviceIdentity, PositionRow
+from .validate import Limits, PayloadError, parse_batch
+from .writer import StoreUnavailable, writer
+
+log = logging.getLogger(__name__)
+
+
+def limits() -> Limits:
+    """Return the validation rules configured for this app."""
+    config = current_app.config
+    return Limits(
+        max_items=config["MAX_BATCH_ITEMS"],
+        max_future=timedelta(seconds=config["MAX_FUTURE_S"]),
+        max_age=timedelta(seconds=config["MAX_AGE_S"]),
+    )
+
+
+def store_positions(
+    device: DeviceIdentity, payload: Any, payload_bytes: int, now: datetime | None = None
+) -> dict[str, Any]:
+    """Validate and store a `positions` payload; return the acknowledgement.
+
+    Args:
+        device: who sent it.
+        payload: the decoded JSON payload.
+        payload_bytes: its encoded size, checked against MAX_PAYLOAD_BYTES.
+        now: the current time (tests inject it).
+
+    Returns:
+        `{"ok": true, "stored", "duplicates", "rejected"}` once the valid rows are committed,
+        or `{"ok": false, "error"[, "retry": true]}`.
+    """
+    cap = current_app.config["MAX_PAYLOAD_BYTES"]
+    if payload_bytes > cap:
+        return {"ok": False, "error": f"payload: larger than {cap} bytes"}
+    try:
+        fixes, rejections = parse_batch(payload, now or datetime.now(UTC), limits())
+    except PayloadError as exc:
+        return {"ok": False, "error": str(exc)}
+    rows = [
+        PositionRow(
+            person_id=device.person_id,
+            device_id=device.device_id,
+            ts=fix.ts,
+            lat=fix.lat,
+            lon=fix.lon,
+            accuracy_m=fix.accuracy_m,
+            altitude_m=fix.altitude_m,
+            speed_mps=fix.speed_mps,
+            heading_deg=fix.heading_deg,
+            battery=fix.battery,
+        )
+        for _, fix in fixes
+    ]
+    try:
+        outcome = writer.submit(rows)
+    except StoreUnavailable as exc:
+        return {"ok": False, "error": str(exc), "retry": True}
+    if outcome.revoked:
+        log.info("refused positions from revoked device %d", device.device_id)
+        return {"ok": False, "error": "auth.token: this device has been revoked"}
+    return {
+        "ok": True,
+        "stored": outcome.stored,
+        "duplicates": outcome.duplicates,
+        "rejected": [r.as_dict() for r in rejections],
+    }
+
+
+def identify_device(token: Any) -> DeviceIdentity | None:
+    """Return the active device that owns this token, if any."""
+    if not isinstance(token, str) or not token:
+        return None
+    return queries.device_by_token_hash(db.session, hash_token(token))
+
+
+def set_duty(device: DeviceIdentity, payload: Any) -> dict[str, Any]:
+    """Open or close the person's shift as a `duty` payload asks; return the ack."""
+    if not isinstance(payload, dict) or not isinstance(payload.get("on"), bool):
+        return {"ok": False, "error": "on: must be true or false"}
+    try:
+        if payload["on"]:
+            shift = queries.open_shift(db.session, device.person_id)
+        else:
+            shift = queries.close_shift(db.session, device.person_id)
+        db.session.commit()
+    except SQLAlchemyError:
+        db.session.rollback()
+        log.warning("duty change for person %d failed", device.person_id, exc_info=True)
+        return {"ok": False, "error": "store: database unavailable, retry", "retry": True}
+    log.info("person %d is now %s duty", device.person_id, "on" if payload["on"] else "off")
+    return {
+        "ok": True,
+        "on": payload["on"],
+        "shift_id": shift.id if shift else None,
+        "started_at": shift.started_at.isoformat() if shift else None,
+        "ended_at": shift.ended_at.isoformat() if shift and shift.ended_at else None,
+    }

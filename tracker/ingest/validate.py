@@ -1,0 +1,168 @@
+"""Validate position batches from phones; pure functions, no Flask and no database."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+
+class PayloadError(ValueError):
+    """The whole payload is unusable; nothing of it is stored."""
+
+
+@dataclass(frozen=True, slots=True)
+class Fix:
+    """One validated GPS fix, in stored units."""
+
+    ts: datetime
+    lat: float
+    lon: float
+    accuracy_m: float | None = None
+    altitude_m: float | None = None
+    speed_mps: float | None = None
+    heading_deg: float | None = None
+    battery: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """Why the item at `index` of a batch was not stored."""
+
+    index: int
+    error: str
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the rejection as it appears in an acknowledgement."""
+        return {"index": self.index, "error": self.error}
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """The rules a batch is checked against."""
+
+    max_items: int = 500
+    max_future: timedelta = timedelta(minutes=5)
+    max_age: timedelta = timedelta(days=7)
+
+
+class ItemError(ValueError):
+    """One field of one item breaks a rule."""
+
+
+def _number(item: dict[str, Any], field: str, required: bool) -> float | None:
+    """Return item[field] as a finite float, or raise ItemError naming the field."""
+    value = item.get(field)
+    if value is None:
+        if required:
+            raise ItemError(f"{field}: is required")
+        return None
+    # bool is a subclass of int in Python; JSON true must not pass as 1.
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ItemError(f"{field}: must be a number, got {type(value).__name__}")
+    number = float(value)
+    if not math.isfinite(number):
+        raise ItemError(f"{field}: must be a finite number")
+    return number
+
+
+def parse_ts(value: Any) -> datetime:
+    """Parse an ISO-8601 string with a UTC offset, or integer epoch milliseconds."""
+    if isinstance(value, bool):
+        raise ItemError("ts: must be an ISO-8601 string or integer epoch milliseconds")
+    if isinstance(value, int):
+        try:
+            return datetime.fromtimestamp(value / 1000, tz=UTC)
+        except (OverflowError, OSError, ValueError):
+            raise ItemError("ts: epoch milliseconds out of range") from None
+    if isinstance(value, str):
+        try:
+            ts = datetime.fromisoformat(value)
+        except ValueError:
+            raise ItemError("ts: not an ISO-8601 date-time") from None
+        if ts.tzinfo is None or ts.utcoffset() is None:
+            raise ItemError("ts: must include a UTC offset (e.g. Z or +08:00)")
+        return ts.astimezone(UTC)
+    if isinstance(value, float):
+        raise ItemError("ts: epoch milliseconds must be an integer")
+    if value is None:
+        raise ItemError("ts: is required")
+    raise ItemError("ts: must be an ISO-8601 string or integer epoch milliseconds")
+
+
+def parse_fix(item: Any, now: datetime, limits: Limits) -> Fix:
+    """Validate one item of a batch and return it as a Fix, or raise ItemError."""
+    if not isinstance(item, dict):
+        raise ItemError(f"item: must be an object, got {type(item).__name__}")
+    ts = parse_ts(item.get("ts"))
+    if ts > now + limits.max_future:
+        raise ItemError(f"ts: more than {int(limits.max_future.total_seconds())} s in the future")
+    if ts < now - limits.max_age:
+        raise ItemError(f"ts: older than {int(limits.max_age.total_seconds())} s")
+    lat = _number(item, "lat", required=True)
+    lon = _number(item, "lon", required=True)
+    assert lat is not None and lon is not None
+    if not -90 <= lat <= 90:
+        raise ItemError("lat: must be between -90 and 90")
+    if not -180 <= lon <= 180:
+        raise ItemError("lon: must be between -180 and 180")
+    if lat == 0 and lon == 0:
+        # (0, 0) is what broken GPS stacks report when they have no fix.
+        raise ItemError("lat/lon: (0, 0) is not a real fix")
+    accuracy = _number(item, "accuracy", required=False)
+    if accuracy is not None and accuracy < 0:
+        raise ItemError("accuracy: must be >= 0")
+    speed = _number(item, "speed", required=False)
+    if speed is not None and speed < 0:
+        raise ItemError("speed: must be >= 0")
+    heading = _number(item, "heading", required=False)
+    if heading is not None and not 0 <= heading < 360:
+        raise ItemError("heading: must be in [0, 360)")
+    battery = _number(item, "battery", required=False)
+    if battery is not None and not 0 <= battery <= 1:
+        raise ItemError("battery: must be between 0 and 1")
+    altitude = _number(item, "altitude", required=False)
+    return Fix(
+        ts=ts,
+        lat=lat,
+        lon=lon,
+        accuracy_m=accuracy,
+        altitude_m=altitude,
+        speed_mps=speed,
+        heading_deg=heading,
+        battery=battery,
+    )
+
+
+def parse_batch(
+    payload: Any, now: datetime, limits: Limits
+) -> tuple[list[tuple[int, Fix]], list[Rejection]]:
+    """Split a `positions` payload into valid fixes (with their indexes) and rejections.
+
+    Args:
+        payload: the decoded JSON object `{"positions": [...]}`.
+        now: the server's current time, aware.
+        limits: the rules to apply.
+
+    Returns:
+        (fixes, rejections): each valid item with its index in the batch, and the rest.
+
+    Raises:
+        PayloadError: the payload as a whole is malformed; nothing may be stored.
+    """
+    if not isinstance(payload, dict):
+        raise PayloadError(f"payload: must be an object, got {type(payload).__name__}")
+    items = payload.get("positions")
+    if not isinstance(items, list):
+        raise PayloadError("positions: must be a list")
+    if not 1 <= len(items) <= limits.max_items:
+        raise PayloadError(f"positions: must hold 1 to {limits.max_items} items, got {len(items)}")
+    fixes: list[tuple[int, Fix]] = []
+    rejections: list[Rejection] = []
+    for index, item in enumerate(items):
+        try:
+            fixes.append((index, parse_fix(item, now, limits)))
+        except ItemError as exc:
+            rejections.append(Rejection(index, str(exc)))
+    return fixes, rejections

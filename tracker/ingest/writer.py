@@ -1,0 +1,207 @@
+"""The group-commit writer: one transaction stores the positions of many phones."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+
+import gevent
+from flask import Flask
+from gevent.event import AsyncResult, Event
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.orm import Session
+
+from .. import queries
+from ..extensions import db
+from ..queries import PositionRow
+
+log = logging.getLogger(__name__)
+
+Listener = Callable[[Sequence[PositionRow]], None]
+
+
+class StoreUnavailable(RuntimeError):
+    """The positions could not be committed now; the sender should retry."""
+
+
+@dataclass(frozen=True, slots=True)
+class WriteOutcome:
+    """What happened to the rows of one submission."""
+
+    stored: int
+    duplicates: int
+    revoked: bool = False
+
+
+@dataclass(slots=True)
+class _Submission:
+    rows: Sequence[PositionRow]
+    result: AsyncResult = field(default_factory=AsyncResult)
+
+
+class GroupCommitWriter:
+    """Collect rows from every connection and commit them together.
+
+    Each submitter waits (cooperatively, under gevent) until a transaction holding its
+    own rows has committed, then receives its exact counts. Nothing is acknowledged before
+    the commit: if the commit fails, every waiter is told to retry.
+    """
+
+    def __init__(self) -> None:
+        """Create an unbound writer; init_app() binds it."""
+        self._app: Flask | None = None
+        self._pending: list[_Submission] = []
+        self._pending_rows = 0
+        self._has_work = Event()
+        self._full = Event()
+        self._greenlet: gevent.Greenlet | None = None
+        self._listeners: list[Listener] = []
+        self._partition_days: set[date] = set()
+        self.flushes = 0
+        self.rows_committed = 0
+
+    def init_app(self, app: Flask) -> None:
+        """Bind the writer to an application."""
+        self._app = app
+        self.interval_s = app.config["INGEST_FLUSH_INTERVAL_S"]
+        self.flush_rows = app.config["INGEST_FLUSH_ROWS"]
+        self.ack_timeout_s = app.config["INGEST_ACK_TIMEOUT_S"]
+        self.max_pending_rows = 20 * self.flush_rows
+        self.days_ahead = app.config["PARTITION_DAYS_AHEAD"]
+        self.days_back = app.config["MAX_AGE_S"] // 86400 + 1
+        app.extensions["ingest_writer"] = self
+
+    def add_listener(self, listener: Listener) -> None:
+        """Call `listener` with the rows of every commit, after the commit."""
+        self._listeners.append(listener)
+
+    def submit(self, rows: Sequence[PositionRow]) -> WriteOutcome:
+        """Store rows in the next group commit and wait until it has committed.
+
+        Raises:
+            StoreUnavailable: the rows were not committed; the caller should retry.
+        """
+        if not rows:
+            return WriteOutcome(0, 0)
+        if self._pending_rows + len(rows) > self.max_pending_rows:
+            raise StoreUnavailable("store: the server is overloaded, retry later")
+        if self._greenlet is None or self._greenlet.dead:
+            self._greenlet = gevent.spawn(self._run)
+        submission = _Submission(rows)
+        self._pending.append(submission)
+        self._pending_rows += len(rows)
+        self._has_work.set()
+        if self._pending_rows >= self.flush_rows:
+            self._full.set()
+        try:
+            return submission.result.get(timeout=self.ack_timeout_s)
+        except gevent.Timeout:
+            raise StoreUnavailable("store: no commit within the timeout, retry") from None
+
+    def _run(self) -> None:
+        """Flush pending submissions forever, one transaction at a time."""
+        while True:
+            self._has_work.wait()
+            # Give other phones a moment to join this transaction, unless it is full.
+            self._full.wait(timeout=self.interval_s)
+            self._has_work.clear()
+            self._full.clear()
+            batch, self._pending, self._pending_rows = self._pending, [], 0
+            if batch:
+                self._flush(batch)
+
+    def _flush(self, batch: list[_Submission]) -> None:
+        """Commit one batch of submissions and answer each submitter."""
+        assert self._app is not None
+        with self._app.app_context():
+            try:
+                outcomes, committed = self._write(batch)
+            except (OperationalError, DBAPIError) as exc:
+                if len(batch) > 1 and not _is_connection_error(exc):
+                    # A row that breaks a database rule must not fail everyone's rows:
+                    # retry each submission in its own transaction.
+                    for submission in batch:
+                        self._flush([submission])
+                    return
+                log.warning("group commit of %d submissions failed: %s", len(batch), exc)
+                for submission in batch:
+                    submission.result.set_exception(
+                        StoreUnavailable("store: database unavailable, retry")
+                    )
+                return
+        for submission, outcome in zip(batch, outcomes, strict=True):
+            submission.result.set(outcome)
+        self.flushes += 1
+        self.rows_committed += len(committed)
+        for listener in self._listeners:
+            try:
+                listener(committed)
+            except Exception:
+                log.exception("listener %r failed after a commit", listener)
+
+    def _write(self, batch: list[_Submission]) -> tuple[list[WriteOutcome], list[PositionRow]]:
+        """Store the batch in one transaction; return each submission's outcome."""
+        first_by_key: dict[tuple[int, datetime], PositionRow] = {}
+        for submission in batch:
+            for row in submission.rows:
+                first_by_key.setdefault((row.device_id, row.ts), row)
+        unique_rows = list(first_by_key.values())
+        self._ensure_partitions(unique_rows)
+        started = time.perf_counter()
+        with Session(db.engine) as session, session.begin():
+            active = queries.touch_devices(session, {row.device_id for row in unique_rows})
+            storable = [row for row in unique_rows if row.device_id in active]
+            inserted = queries.insert_positions(session, storable)
+        log.debug(
+            "committed %d of %d rows in %.1f ms",
+            len(inserted),
+            len(unique_rows),
+            (time.perf_counter() - started) * 1000,
+        )
+        # Credit each new row to the first submission that carried it; every other
+        # copy, in this batch or stored earlier, is a duplicate.
+        credited: set[tuple[int, datetime]] = set()
+        outcomes = []
+        for submission in batch:
+            stored = duplicates = 0
+            revoked = False
+            for row in submission.rows:
+                key = (row.device_id, row.ts)
+                if row.device_id not in active:
+                    revoked = True
+                elif key in inserted and key not in credited and first_by_key[key] is row:
+                    credited.add(key)
+                    stored += 1
+                else:
+                    duplicates += 1
+            outcomes.append(WriteOutcome(stored, duplicates, revoked))
+        committed = [row for row in storable if (row.device_id, row.ts) in inserted]
+        return outcomes, committed
+
+    def _ensure_partitions(self, rows: Sequence[PositionRow]) -> None:
+        """Make sure every day the rows fall on, and the days ahead, have a partition."""
+        today = datetime.now(UTC).date()
+        if not self._partition_days:
+            with Session(db.engine) as session:
+                self._partition_days = queries.partition_days(session)
+        wanted = {today + timedelta(days=n) for n in range(-self.days_back, self.days_ahead + 1)}
+        wanted |= {row.ts.astimezone(UTC).date() for row in rows}
+        missing = sorted(wanted - self._partition_days)
+        if not missing:
+            return
+        with Session(db.engine) as session, session.begin():
+            for day in missing:
+                if queries.ensure_partition(session, day):
+                    log.info("created positions partition for %s", day)
+        self._partition_days |= set(missing)
+
+
+def _is_connection_error(exc: DBAPIError) -> bool:
+    """Return whether the error is about reaching the database rather than the data."""
+    return bool(exc.connection_invalidated) or isinstance(exc, OperationalError)
+
+
+writer = GroupCommitWriter()
