@@ -13,3 +13,5 @@ bind = os.environ.get("BIND", "127.0.0.1:5000")
 timeout = 60
 graceful_timeout = 10
 accesslog = None
+# Several processes run side by side (tests, scale-out); none needs gunicornc.
+control_socket_disable = True
