@@ -122,8 +122,9 @@ def make_phone(app) -> Callable[..., Phone]:
 
     def make(role: str = "volunteer", unit_id: int | None = None, name: str = "") -> Phone:
         with app.app_context():
-            person = queries.add_person(db.session, name or f"p-{uuid.uuid4().hex[:8]}", role,
-                                        unit_id, None)
+            person = queries.add_person(
+                db.session, name or f"p-{uuid.uuid4().hex[:8]}", role, unit_id, None
+            )
             token = new_device_token()
             device = queries.add_device(db.session, person.id, "test", hash_token(token))
             db.session.commit()
@@ -138,8 +139,9 @@ def make_unit(app) -> Callable[..., int]:
 
     def make(name: str = "", kind: str = "grid", parent_id: int | None = None) -> int:
         with app.app_context():
-            unit = queries.add_unit(db.session, name or f"u-{uuid.uuid4().hex[:6]}", kind,
-                                    parent_id, None)
+            unit = queries.add_unit(
+                db.session, name or f"u-{uuid.uuid4().hex[:6]}", kind, parent_id, None
+            )
             db.session.commit()
             return unit.id
 
@@ -190,7 +192,10 @@ class ServerProcess:
         log = open(self.log_path, "ab")  # noqa: SIM115 - kept open for the child's lifetime
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py", "wsgi:app"],
-            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         deadline = time.monotonic() + 30
@@ -200,7 +205,7 @@ class ServerProcess:
             try:
                 requests.get(f"{self.url}/api/v1/session", timeout=1)
                 return
-            except requests.ConnectionError:
+            except requests.RequestException:
                 time.sleep(0.1)
         raise RuntimeError(f"server did not start; see {self.log_path}")
 

@@ -29,7 +29,9 @@ def _make_psycopg2_cooperative() -> None:
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Create and configure an instance of the Flask application."""
     _make_psycopg2_cooperative()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     app = Flask(
         __name__,
         static_folder=str(PROJECT_ROOT / "static"),

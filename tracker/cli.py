@@ -180,15 +180,18 @@ def seed_demo() -> None:
     """Create a demo admin, units, people, devices and a recent walk for each person."""
     if db.session.execute(select(Unit.id).limit(1)).first() is not None:
         click.echo("demo data already present: nothing to do")
-        click.echo("(the admin password was printed on the first run; reset it with "
-                   "`flask --app wsgi users passwd admin`)")
+        click.echo(
+            "(the admin password was printed on the first run; reset it with "
+            "`flask --app wsgi users passwd admin`)"
+        )
         return
     district = queries.add_unit(db.session, "东城区 Dongcheng", "district", None, None)
     street = queries.add_unit(db.session, "景山街道 Jingshan", "street", district.id, None)
     community = queries.add_unit(db.session, "黄化门社区 Huanghuamen", "community", street.id, None)
     grids = [
-        queries.add_unit(db.session, f"第{n + 1}网格 Grid {n + 1}", "grid", community.id,
-                         _grid_wkt(n))
+        queries.add_unit(
+            db.session, f"第{n + 1}网格 Grid {n + 1}", "grid", community.id, _grid_wkt(n)
+        )
         for n in range(2)
     ]
     password = secrets.token_urlsafe(12)
@@ -210,11 +213,19 @@ def seed_demo() -> None:
             heading += rng.gauss(0, 0.3)
             lon += 1.4 * 5 * math.sin(heading) / 85_000
             lat += 1.4 * 5 * math.cos(heading) / 111_000
-            rows.append(queries.PositionRow(
-                person.id, device.id, now - timedelta(seconds=5 * (119 - step)), lat, lon,
-                accuracy_m=rng.uniform(3, 15), speed_mps=1.4,
-                heading_deg=math.degrees(heading) % 360, battery=rng.uniform(0.3, 1.0),
-            ))
+            rows.append(
+                queries.PositionRow(
+                    person.id,
+                    device.id,
+                    now - timedelta(seconds=5 * (119 - step)),
+                    lat,
+                    lon,
+                    accuracy_m=rng.uniform(3, 15),
+                    speed_mps=1.4,
+                    heading_deg=math.degrees(heading) % 360,
+                    battery=rng.uniform(0.3, 1.0),
+                )
+            )
     for day in {row.ts.date() for row in rows}:
         queries.ensure_partition(db.session, day)
     queries.insert_positions(db.session, rows)

@@ -7,6 +7,7 @@ from datetime import datetime
 from flask_login import UserMixin
 from geoalchemy2 import Geometry, WKBElement
 from sqlalchemy import (
+    REAL,
     BigInteger,
     CheckConstraint,
     DateTime,
@@ -14,7 +15,6 @@ from sqlalchemy import (
     Index,
     Integer,
     PrimaryKeyConstraint,
-    REAL,
     String,
     Text,
     func,

@@ -106,7 +106,9 @@ class PositionRow:
     battery: float | None = None
 
 
-def insert_positions(conn: Connection | Session, rows: Sequence[PositionRow]) -> set[tuple[int, datetime]]:
+def insert_positions(
+    conn: Connection | Session, rows: Sequence[PositionRow]
+) -> set[tuple[int, datetime]]:
     """Store new positions and move latest_positions forward, in the caller's transaction.
 
     Args:

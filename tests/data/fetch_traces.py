@@ -15,8 +15,12 @@ GPXPY_VERSION = "1.6.2"
 ROOT = Path(__file__).resolve().parents[2]
 TARGET = ROOT / "var" / "testdata" / "gpx"
 # Real tracks recorded on GPS devices (a car drive, hikes), with a time on each point.
-WANTED = ("around-visnjan-with-car.gpx", "korita-zbevnica.gpx", "cerknicko-jezero.gpx",
-          "Mojstrovka.gpx")
+WANTED = (
+    "around-visnjan-with-car.gpx",
+    "korita-zbevnica.gpx",
+    "cerknicko-jezero.gpx",
+    "Mojstrovka.gpx",
+)
 
 
 def main() -> int:
@@ -26,8 +30,19 @@ def main() -> int:
     TARGET.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         subprocess.run(
-            [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--no-binary", ":all:",
-             f"gpxpy=={GPXPY_VERSION}", "-d", tmp],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "-q",
+                "--no-deps",
+                "--no-binary",
+                ":all:",
+                f"gpxpy=={GPXPY_VERSION}",
+                "-d",
+                tmp,
+            ],
             check=True,
         )
         (sdist,) = Path(tmp).glob("gpxpy-*.tar.gz")

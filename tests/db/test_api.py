@@ -21,10 +21,15 @@ def store(app, phone, *fixes):
     with app.app_context():
         for day in {now.date(), (now - timedelta(hours=1)).date()}:
             queries.ensure_partition(db.session, day)
-        queries.insert_positions(db.session, [
-            queries.PositionRow(phone.person_id, phone.device_id, now - timedelta(seconds=s), lat,
-                                lon) for s, lat, lon in fixes
-        ])
+        queries.insert_positions(
+            db.session,
+            [
+                queries.PositionRow(
+                    phone.person_id, phone.device_id, now - timedelta(seconds=s), lat, lon
+                )
+                for s, lat, lon in fixes
+            ],
+        )
         db.session.commit()
 
 
@@ -75,12 +80,26 @@ def test_live_is_scoped_and_filtered_by_bbox(app, client, make_unit, make_phone,
     login(client, *make_user("viewer", grid_a))
     ids = {f["properties"]["person_id"] for f in client.get("/api/v1/live").json["features"]}
     assert a.person_id in ids and b.person_id not in ids
-    feature = next(f for f in client.get("/api/v1/live").json["features"]
-                   if f["properties"]["person_id"] == a.person_id)
+    feature = next(
+        f
+        for f in client.get("/api/v1/live").json["features"]
+        if f["properties"]["person_id"] == a.person_id
+    )
     assert feature["geometry"] == {"type": "Point", "coordinates": [116.45, 39.95]}
     assert 4 <= feature["properties"]["age_s"] < 60
-    assert set(feature["properties"]) >= {"person_id", "name", "role", "unit_id", "ts", "accuracy",
-                                          "speed", "heading", "battery", "on_duty", "age_s"}
+    assert set(feature["properties"]) >= {
+        "person_id",
+        "name",
+        "role",
+        "unit_id",
+        "ts",
+        "accuracy",
+        "speed",
+        "heading",
+        "battery",
+        "on_duty",
+        "age_s",
+    }
     client.delete("/api/v1/session")
     login(client, *make_user("admin"))
     in_box = client.get("/api/v1/live?bbox=121,31,122,32").json["features"]
@@ -120,21 +139,34 @@ def test_track_is_scoped_and_windowed(app, client, make_unit, make_phone, make_u
 def test_http_fallback_stores_and_answers_like_the_socket(client, make_phone, app):
     phone = make_phone()
     now_ms = int(datetime.now(UTC).timestamp() * 1000)
-    payload = {"positions": [{"ts": now_ms, "lat": 39.9, "lon": 116.4},
-                             {"ts": now_ms, "lat": 39.9, "lon": 116.4},
-                             {"ts": now_ms - 1000, "lat": 91, "lon": 116.4}]}
+    payload = {
+        "positions": [
+            {"ts": now_ms, "lat": 39.9, "lon": 116.4},
+            {"ts": now_ms, "lat": 39.9, "lon": 116.4},
+            {"ts": now_ms - 1000, "lat": 91, "lon": 116.4},
+        ]
+    }
     headers = {"Authorization": f"Bearer {phone.token}"}
     response = client.post("/api/v1/positions", json=payload, headers=headers)
     assert response.status_code == 200
-    assert response.json == {"ok": True, "stored": 1, "duplicates": 1,
-                             "rejected": [{"index": 2, "error": "lat: must be between -90 and 90"}]}
+    assert response.json == {
+        "ok": True,
+        "stored": 1,
+        "duplicates": 1,
+        "rejected": [{"index": 2, "error": "lat: must be between -90 and 90"}],
+    }
     with app.app_context():
         assert queries.count_positions(db.session, phone.person_id) == 1
     assert client.post("/api/v1/positions", json=payload).status_code == 401
-    assert client.post("/api/v1/positions", json=payload,
-                       headers={"Authorization": "Bearer nope"}).status_code == 401
-    bad = client.post("/api/v1/positions", data="{oops", headers=headers,
-                      content_type="application/json")
+    assert (
+        client.post(
+            "/api/v1/positions", json=payload, headers={"Authorization": "Bearer nope"}
+        ).status_code
+        == 401
+    )
+    bad = client.post(
+        "/api/v1/positions", data="{oops", headers=headers, content_type="application/json"
+    )
     assert (bad.status_code, bad.json["error"]) == (400, "payload: not valid JSON")
     empty = client.post("/api/v1/positions", json={"positions": []}, headers=headers)
     assert empty.status_code == 400

@@ -43,9 +43,12 @@ def test_upgrade_downgrade_upgrade(empty_app):
     assert not expected & tables(empty_app)
     with empty_app.app_context():
         with db.engine.connect() as conn:
-            assert conn.execute(
-                text("SELECT count(*) FROM pg_extension WHERE extname = 'postgis'")
-            ).scalar() == 0
+            assert (
+                conn.execute(
+                    text("SELECT count(*) FROM pg_extension WHERE extname = 'postgis'")
+                ).scalar()
+                == 0
+            )
         upgrade()
     assert expected <= tables(empty_app)
 
@@ -67,7 +70,9 @@ def _include_object(obj, name, obj_type, reflected, compare_to):
     """Skip PostGIS's own tables and run-time partitions, as migrations/env.py does."""
     from geoalchemy2 import alembic_helpers
 
-    if obj_type == "table" and (name == "spatial_ref_sys" or (name or "").startswith("positions_p")):
+    if obj_type == "table" and (
+        name == "spatial_ref_sys" or (name or "").startswith("positions_p")
+    ):
         return False
     return alembic_helpers.include_object(obj, name, obj_type, reflected, compare_to)
 
@@ -84,7 +89,9 @@ def test_partition_function_creates_each_day_once(empty_app):
             assert queries.ensure_partition(conn, date(2026, 1, 31)) is False
             assert date(2026, 1, 31) in queries.partition_days(conn)
             bounds = conn.execute(
-                text("SELECT pg_get_expr(relpartbound, oid) FROM pg_class "
-                     "WHERE relname = 'positions_p20260131'")
+                text(
+                    "SELECT pg_get_expr(relpartbound, oid) FROM pg_class "
+                    "WHERE relname = 'positions_p20260131'"
+                )
             ).scalar()
     assert "2026-01-31 00:00:00+00" in bounds and "2026-02-01 00:00:00+00" in bounds

@@ -28,8 +28,9 @@ def person(session):
 def row(person, seconds_ago: float, lat=39.9, lon=116.4, **extra):
     """Return a PositionRow for `person` at NOW - seconds_ago."""
     person_id, device_id = person
-    return queries.PositionRow(person_id, device_id, NOW - timedelta(seconds=seconds_ago),
-                               lat, lon, **extra)
+    return queries.PositionRow(
+        person_id, device_id, NOW - timedelta(seconds=seconds_ago), lat, lon, **extra
+    )
 
 
 def test_insert_reports_new_rows_and_skips_resends(session, person):
@@ -41,9 +42,22 @@ def test_insert_reports_new_rows_and_skips_resends(session, person):
 
 
 def test_values_are_stored_in_their_units(session, person):
-    queries.insert_positions(session, [row(person, 5, lat=39.91, lon=116.42, accuracy_m=4.0,
-                                           altitude_m=50.5, speed_mps=1.5, heading_deg=90.0,
-                                           battery=0.75)])
+    queries.insert_positions(
+        session,
+        [
+            row(
+                person,
+                5,
+                lat=39.91,
+                lon=116.42,
+                accuracy_m=4.0,
+                altitude_m=50.5,
+                speed_mps=1.5,
+                heading_deg=90.0,
+                battery=0.75,
+            )
+        ],
+    )
     stored = session.execute(select(Position).where(Position.person_id == person[0])).scalar_one()
     assert (stored.accuracy_m, stored.altitude_m, stored.speed_mps) == (4.0, 50.5, 1.5)
     assert (stored.heading_deg, stored.battery) == (90.0, 0.75)
@@ -88,10 +102,16 @@ def test_track_is_time_ordered_with_geodesic_length(session, person):
 def test_track_window_excludes_other_times_and_people(session, person):
     other = queries.add_person(session, "other", "volunteer", None, None)
     other_device = queries.add_device(session, other.id, None, "o" * 64)
-    queries.insert_positions(session, [
-        row(person, 7200), row(person, 60),
-        queries.PositionRow(other.id, other_device.id, NOW - timedelta(seconds=30), 39.9, 116.4),
-    ])
+    queries.insert_positions(
+        session,
+        [
+            row(person, 7200),
+            row(person, 60),
+            queries.PositionRow(
+                other.id, other_device.id, NOW - timedelta(seconds=30), 39.9, 116.4
+            ),
+        ],
+    )
     result = queries.track(session, person[0], NOW - timedelta(hours=1), NOW)
     assert result.points == 1
     empty = queries.track(session, person[0], NOW - timedelta(days=3), NOW - timedelta(days=2))
@@ -115,8 +135,14 @@ def test_scope_covers_the_unit_subtree_only(session):
     assert visible(User(role="viewer", unit_id=street.id)) == {in_grid.id, in_street.id}
     assert visible(User(role="dispatcher", unit_id=grid.id)) == {in_grid.id}
     assert visible(User(role="admin", unit_id=grid.id)) == {
-        in_grid.id, in_street.id, outside.id, unassigned.id}
-    assert queries.can_see_person(session, User(role="viewer", unit_id=grid.id), outside.id) is False
+        in_grid.id,
+        in_street.id,
+        outside.id,
+        unassigned.id,
+    }
+    assert (
+        queries.can_see_person(session, User(role="viewer", unit_id=grid.id), outside.id) is False
+    )
 
 
 def test_latest_positions_bbox_and_duty(session, person):

@@ -28,8 +28,7 @@ def test_bow_tie_is_repaired_and_reported():
     "doc, message",
     [
         ({"type": "Point", "coordinates": [1, 2]}, "must be Polygon or MultiPolygon, got Point"),
-        ({"type": "Polygon", "coordinates": [[[500, 0], [501, 0], [501, 1], [500, 0]]]},
-         "WGS-84"),
+        ({"type": "Polygon", "coordinates": [[[500, 0], [501, 0], [501, 1], [500, 0]]]}, "WGS-84"),
         ({"type": "FeatureCollection", "features": []}, "expected exactly one feature, got 0"),
         ({"type": "Polygon", "coordinates": "nope"}, "malformed coordinates"),
     ],

@@ -36,7 +36,7 @@ def test_valid_item_with_all_fields_is_converted():
         LIMITS,
     )
     assert rejections == []
-    (index, fix), = fixes
+    ((index, fix),) = fixes
     assert index == 0
     assert fix.ts == NOW
     assert (fix.lat, fix.lon) == (39.93, 116.41)
@@ -54,7 +54,7 @@ def test_valid_item_with_all_fields_is_converted():
     ],
 )
 def test_timestamps_in_each_accepted_form(ts, expected):
-    (_, fix), = parse_batch({"positions": [one(ts=ts)]}, NOW, LIMITS)[0]
+    ((_, fix),) = parse_batch({"positions": [one(ts=ts)]}, NOW, LIMITS)[0]
     assert fix.ts == expected
     assert fix.ts.tzinfo is not None
 
@@ -120,13 +120,15 @@ def test_whole_payload_errors(payload, message):
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=30),
-    lambda children: st.lists(children, max_size=3)
-    | st.dictionaries(st.text(max_size=8), children, max_size=3),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3)
+    ),
     max_leaves=10,
 )
 items = st.dictionaries(
-    st.sampled_from(["ts", "lat", "lon", "accuracy", "altitude", "speed", "heading", "battery",
-                     "other"]),
+    st.sampled_from(
+        ["ts", "lat", "lon", "accuracy", "altitude", "speed", "heading", "battery", "other"]
+    ),
     json_values,
 )
 
@@ -148,8 +150,7 @@ def test_arbitrary_items_are_stored_or_rejected_never_crash(batch):
     battery=st.floats(0, 1),
 )
 def test_every_valid_fix_is_accepted(lat, lon, age_ms, heading, battery):
-    item = {"ts": NOW_MS - age_ms, "lat": lat, "lon": lon, "heading": heading,
-            "battery": battery}
+    item = {"ts": NOW_MS - age_ms, "lat": lat, "lon": lon, "heading": heading, "battery": battery}
     fixes, rejections = parse_batch({"positions": [item]}, NOW, LIMITS)
     if lat == 0 and lon == 0:
         assert len(rejections) == 1

@@ -9,8 +9,9 @@ from functools import wraps
 from typing import Any
 
 from flask import request
-from flask_socketio import Namespace, disconnect
+from flask_socketio import ConnectionRefusedError, Namespace
 
+from ..extensions import socketio
 from ..queries import DeviceIdentity
 from . import service
 
@@ -63,8 +64,14 @@ class DeviceNamespace(Namespace):
         size = len(json.dumps(payload, separators=(",", ":"), default=str))
         ack = service.store_positions(device, payload, size)
         if ack.get("error", "").startswith("auth.token"):
-            disconnect()
+            # Close only after the ack has gone out, so the phone learns why.
+            socketio.start_background_task(self._disconnect_later, request.sid)
         return ack
+
+    def _disconnect_later(self, sid: str) -> None:
+        """Close a revoked device's connection a moment after its last ack."""
+        socketio.sleep(0.5)
+        socketio.server.disconnect(sid, namespace=self.namespace)
 
     @_never_raise
     def on_duty(self, payload: Any = None) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from . import service
 
 bp = Blueprint("ingest_http", __name__)
 
+
 @bp.post("/api/v1/positions")
 def post_positions():
     """Store a batch sent over HTTP; same payload and answer as the `positions` event."""

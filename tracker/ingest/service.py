@@ -14,7 +14,7 @@ from ..auth import hash_token
 from ..extensions import db
 from ..queries import DeviceIdentity, PositionRow
 from .validate import Limits, PayloadError, parse_batch
-from .writer import StoreUnavailable, writer
+from .writer import StoreUnavailableError, writer
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ def store_positions(
     ]
     try:
         outcome = writer.submit(rows)
-    except StoreUnavailable as exc:
+    except StoreUnavailableError as exc:
         return {"ok": False, "error": str(exc), "retry": True}
     if outcome.revoked:
         log.info("refused positions from revoked device %d", device.device_id)

@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 Listener = Callable[[Sequence[PositionRow]], None]
 
 
-class StoreUnavailable(RuntimeError):
+class StoreUnavailableError(RuntimeError):
     """The positions could not be committed now; the sender should retry."""
 
 
@@ -82,12 +82,12 @@ class GroupCommitWriter:
         """Store rows in the next group commit and wait until it has committed.
 
         Raises:
-            StoreUnavailable: the rows were not committed; the caller should retry.
+            StoreUnavailableError: the rows were not committed; the caller should retry.
         """
         if not rows:
             return WriteOutcome(0, 0)
         if self._pending_rows + len(rows) > self.max_pending_rows:
-            raise StoreUnavailable("store: the server is overloaded, retry later")
+            raise StoreUnavailableError("store: the server is overloaded, retry later")
         if self._greenlet is None or self._greenlet.dead:
             self._greenlet = gevent.spawn(self._run)
         submission = _Submission(rows)
@@ -99,7 +99,7 @@ class GroupCommitWriter:
         try:
             return submission.result.get(timeout=self.ack_timeout_s)
         except gevent.Timeout:
-            raise StoreUnavailable("store: no commit within the timeout, retry") from None
+            raise StoreUnavailableError("store: no commit within the timeout, retry") from None
 
     def _run(self) -> None:
         """Flush pending submissions forever, one transaction at a time."""
@@ -129,7 +129,7 @@ class GroupCommitWriter:
                 log.warning("group commit of %d submissions failed: %s", len(batch), exc)
                 for submission in batch:
                     submission.result.set_exception(
-                        StoreUnavailable("store: database unavailable, retry")
+                        StoreUnavailableError("store: database unavailable, retry")
                     )
                 return
         for submission, outcome in zip(batch, outcomes, strict=True):
