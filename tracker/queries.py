@@ -20,6 +20,7 @@ from sqlalchemy import (
     bindparam,
     exists,
     func,
+    literal,
     select,
     text,
     update,
@@ -430,3 +431,32 @@ def count_positions(session: Session, person_id: int | None = None) -> int:
     if person_id is not None:
         stmt = stmt.where(Position.person_id == person_id)
     return session.execute(stmt).scalar_one()
+
+
+def unit_ancestors(session: Session, unit_id: int) -> list[int]:
+    """Return a unit's id and the ids of every unit above it, nearest first.
+
+    Args:
+        session: a session.
+        unit_id: the unit to start from.
+
+    Returns:
+        The ids, from the unit itself up to its root.
+    """
+    units = Unit.__table__
+    chain = (
+        select(units.c.id, units.c.parent_id, literal(0).label("depth"))
+        .where(units.c.id == unit_id)
+        .cte("unit_chain", recursive=True)
+    )
+    chain = chain.union_all(
+        select(units.c.id, units.c.parent_id, (chain.c.depth + 1).label("depth")).where(
+            units.c.id == chain.c.parent_id
+        )
+    )
+    return list(session.execute(select(chain.c.id).order_by(chain.c.depth)).scalars())
+
+
+def person_unit(session: Session, person_id: int) -> int | None:
+    """Return the unit a person belongs to, if any."""
+    return session.execute(select(Person.unit_id).where(Person.id == person_id)).scalar()

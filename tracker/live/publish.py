@@ -1,0 +1,20 @@
+"""The one place that emits to command-centre viewers on /live."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from ..extensions import db, socketio
+from .rooms import rooms_for_person
+
+log = logging.getLogger(__name__)
+
+NAMESPACE = "/live"
+
+
+def publish_alert(alert: dict[str, Any], person_id: int) -> None:
+    """Push an `alert` about a person at once to every viewer whose scope covers them."""
+    rooms = rooms_for_person(db.session, person_id)
+    socketio.emit("alert", alert, namespace=NAMESPACE, to=rooms)
+    log.info("alert %s about person %d sent to %s", alert.get("kind"), person_id, rooms)
