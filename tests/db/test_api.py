@@ -132,6 +132,7 @@ def test_track_is_scoped_and_windowed(app, client, make_unit, make_phone, make_u
     since = (datetime.now(UTC) - timedelta(seconds=150)).isoformat()
     recent = client.get(f"/api/v1/people/{a.person_id}/track", query_string={"from": since}).json
     assert recent["properties"]["points"] == 1
+    assert recent["geometry"] == {"type": "Point", "coordinates": [116.4, 39.92]}
     bad = client.get(f"/api/v1/people/{a.person_id}/track?from=yesterday")
     assert bad.status_code == 400 and bad.json["error"] == "from: not an ISO-8601 date-time"
 

@@ -110,6 +110,9 @@ def track(person_id: int):
     geometry: dict[str, Any] | None = None
     if result.geometry_geojson is not None:
         geometry = json.loads(result.geometry_geojson)
+        if len(geometry["coordinates"]) == 1:
+            # A LineString needs two positions: a single fix is a Point.
+            geometry = {"type": "Point", "coordinates": geometry["coordinates"][0]}
     return jsonify(
         type="Feature",
         geometry=geometry,
