@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
+from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
 
-from . import service
+from . import clients, service
+
+log = logging.getLogger(__name__)
 
 bp = Blueprint("ingest_http", __name__)
 
@@ -36,3 +40,129 @@ def post_positions():
     if ack["error"].startswith("auth.token"):
         return jsonify(ack), 401
     return jsonify(ack), 400
+
+
+# --- existing GPS apps -------------------------------------------------------------
+
+
+def _merge_acks(acks: list[dict[str, Any]], offsets: list[int]) -> dict[str, Any]:
+    """Combine the acks of consecutive chunks of one request into one."""
+    merged: dict[str, Any] = {"ok": True, "stored": 0, "duplicates": 0, "rejected": []}
+    for ack, offset in zip(acks, offsets, strict=True):
+        if not ack["ok"]:
+            return ack
+        merged["stored"] += ack["stored"]
+        merged["duplicates"] += ack["duplicates"]
+        merged["rejected"] += [
+            {"index": r["index"] + offset, "error": r["error"]} for r in ack["rejected"]
+        ]
+    return merged
+
+
+def _store_client_request(parsed: clients.ClientRequest, token: str | None) -> dict[str, Any]:
+    """Store what a GPS app sent through the /device path; return the ack."""
+    device = service.identify_device(token)
+    if device is None:
+        return {"ok": False, "error": "auth.token: unknown or revoked device token"}
+    if not parsed.positions:
+        return {"ok": True, "stored": 0, "duplicates": 0, "rejected": []}
+    size = current_app.config["MAX_BATCH_ITEMS"]
+    acks, offsets = [], []
+    for offset in range(0, len(parsed.positions), size):
+        chunk = {"positions": parsed.positions[offset : offset + size]}
+        acks.append(service.store_positions(device, chunk, 0))
+        offsets.append(offset)
+        if not acks[-1]["ok"]:
+            break
+    return _merge_acks(acks, offsets)
+
+
+def _client_status(ack: dict[str, Any]) -> int:
+    """Return the HTTP status for an ack, as GPS apps understand it.
+
+    These apps resend whatever does not get a 200, forever. A fix that breaks a value rule
+    (for example (0, 0) from a phone without a fix) can never succeed, so it is answered 200
+    and the body says why it was not stored; only a store outage asks for a resend.
+    """
+    if ack["ok"]:
+        return 200
+    if ack.get("retry"):
+        return 503
+    if ack["error"].startswith("auth.token"):
+        return 401
+    return 400
+
+
+def _log_rejections(ack: dict[str, Any], client: str) -> None:
+    """Log fixes that an app sent but that broke a rule."""
+    for rejection in ack.get("rejected", []):
+        log.info("%s fix rejected: %s", client, rejection["error"])
+
+
+@bp.route("/osmand", methods=["GET", "POST"])
+@bp.route("/osmand/<token>", methods=["GET", "POST"])
+def osmand(token: str | None = None):
+    """Accept the OsmAnd protocol: Traccar Client (query, form or JSON), OsmAnd, GPSLogger."""
+    try:
+        if request.is_json:
+            parsed = clients.from_traccar_json(request.get_json(silent=True))
+        elif request.args:
+            parsed = clients.from_osmand(request.args, token)
+        else:
+            body = request.get_data(as_text=True)
+            parsed = clients.from_osmand(clients.parse_form_text(body), token)
+    except clients.ClientFormatError as exc:
+        return jsonify(ok=False, error=str(exc)), 400
+    ack = _store_client_request(parsed, token or parsed.token)
+    _log_rejections(ack, "osmand")
+    status = _client_status(ack)
+    # Traccar's own server answers an unknown device id with 404 (and the apps show it).
+    return jsonify(ack), 404 if status == 401 else status
+
+
+def _basic_auth_token() -> str | None:
+    """Return the password of HTTP Basic auth, which OwnTracks users set to their token."""
+    auth = request.authorization
+    return auth.password if auth is not None and auth.type == "basic" else None
+
+
+def _bearer_token() -> str | None:
+    """Return the bearer token of the Authorization header, if any."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+@bp.post("/owntracks")
+@bp.post("/owntracks/<token>")
+def owntracks(token: str | None = None):
+    """Accept OwnTracks HTTP mode; answer `[]` as the app expects."""
+    token = token or request.args.get("token") or _basic_auth_token()
+    try:
+        parsed = clients.from_owntracks(request.get_json(silent=True, force=True))
+    except clients.ClientFormatError as exc:
+        return jsonify(error=str(exc)), 400
+    ack = _store_client_request(parsed, token)
+    _log_rejections(ack, "owntracks")
+    status = _client_status(ack)
+    if status != 200:
+        return jsonify(error=ack["error"]), status
+    return jsonify([]), 200
+
+
+@bp.post("/overland")
+@bp.post("/overland/<token>")
+def overland(token: str | None = None):
+    """Accept an Overland batch; `{"result": "ok"}` tells the app it may drop the batch."""
+    token = token or request.args.get("token") or _bearer_token()
+    try:
+        parsed = clients.from_overland(request.get_json(silent=True, force=True))
+    except clients.ClientFormatError as exc:
+        return jsonify(result="error", error=str(exc)), 400
+    ack = _store_client_request(parsed, token)
+    _log_rejections(ack, "overland")
+    status = _client_status(ack)
+    if status != 200:
+        return jsonify(result="error", error=ack["error"]), status
+    return jsonify(
+        result="ok", stored=ack["stored"], duplicates=ack["duplicates"], rejected=ack["rejected"]
+    ), 200
