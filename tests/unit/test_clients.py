@@ -57,7 +57,7 @@ def test_osmand_units_knots_percent_and_aliases():
         "heading": 10.0,
         "altitude": 5.0,
         "accuracy": 3.0,
-        "battery": 0.57,
+        "battery": pytest.approx(0.57),
     }
 
 
