@@ -8,13 +8,14 @@ import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from flask import Blueprint, abort, jsonify, request
+from flask import Blueprint, Response, abort, jsonify, request
 from flask_login import current_user, login_required, login_user, logout_user
 from werkzeug.exceptions import HTTPException
 
 from .. import queries
 from ..auth import check_password
 from ..extensions import db
+from ..ingest import tracks
 
 log = logging.getLogger(__name__)
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -157,3 +158,40 @@ def live():
             for row in rows
         ],
     )
+
+
+def _track_window() -> tuple[datetime, datetime]:
+    """Return the [from, to) window of a track request (default: the last 24 h)."""
+    end = _parse_time("to", datetime.now(UTC) + timedelta(minutes=5))
+    start = _parse_time("from", end - timedelta(days=1))
+    if start >= end:
+        abort(400, description="from: must be before to")
+    return start, end
+
+
+@bp.get("/people/<int:person_id>/track.gpx")
+@login_required
+def track_gpx(person_id: int):
+    """Return a person's positions as a GPX 1.1 track."""
+    _visible_person_or_404(person_id)
+    start, end = _track_window()
+    points = db.session.execute(queries.track_points(person_id, start, end)).all()
+    body = tracks.write_gpx(f"person {person_id}", points)
+    return Response(body, mimetype="application/gpx+xml", headers=_attachment(person_id, "gpx"))
+
+
+@bp.get("/people/<int:person_id>/track.csv")
+@login_required
+def track_csv(person_id: int):
+    """Return a person's positions as CSV (the columns import-track reads)."""
+    _visible_person_or_404(person_id)
+    start, end = _track_window()
+    points = db.session.execute(queries.track_points(person_id, start, end)).all()
+    return Response(
+        tracks.write_csv(points), mimetype="text/csv", headers=_attachment(person_id, "csv")
+    )
+
+
+def _attachment(person_id: int, suffix: str) -> dict[str, str]:
+    """Return the header that makes browsers save the export as a file."""
+    return {"Content-Disposition": f'attachment; filename="track-{person_id}.{suffix}"'}

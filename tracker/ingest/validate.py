@@ -44,7 +44,9 @@ class Limits:
 
     max_items: int = 500
     max_future: timedelta = timedelta(minutes=5)
-    max_age: timedelta = timedelta(days=7)
+    # Live fixes must be recent; imports of recorded tracks use `earliest` instead.
+    max_age: timedelta | None = timedelta(days=7)
+    earliest: datetime | None = None
 
 
 class ItemError(ValueError):
@@ -98,8 +100,10 @@ def parse_fix(item: Any, now: datetime, limits: Limits) -> Fix:
     ts = parse_ts(item.get("ts"))
     if ts > now + limits.max_future:
         raise ItemError(f"ts: more than {int(limits.max_future.total_seconds())} s in the future")
-    if ts < now - limits.max_age:
+    if limits.max_age is not None and ts < now - limits.max_age:
         raise ItemError(f"ts: older than {int(limits.max_age.total_seconds())} s")
+    if limits.earliest is not None and ts < limits.earliest:
+        raise ItemError(f"ts: before {limits.earliest.date().isoformat()}, the earliest accepted")
     lat = _number(item, "lat", required=True)
     lon = _number(item, "lon", required=True)
     assert lat is not None and lon is not None
