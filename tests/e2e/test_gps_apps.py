@@ -166,6 +166,22 @@ def test_traccar_legacy_posts_with_empty_body(server, sample_devices, engine, pr
     assert stored(engine, sample_devices["123456789012345"]) == []
 
 
+def test_traccar_alarm_becomes_one_sos_alert(server, sample_devices, engine):
+    raw = samples("traccar_android_legacy_query")[1]
+    assert "alarm=alert%20message" in raw
+    query = move_query(raw.split("?", 1)[1], NOW - timedelta(seconds=7))
+    first, again = send_twice("POST", f"{server.url}/osmand?{query}", data=b"")
+    assert (first.status_code, again.status_code) == (200, 200)
+    with engine.connect() as conn:
+        alerts = conn.execute(
+            text("SELECT kind, note, ts, geom FROM alerts WHERE person_id = :p AND ts = :ts"),
+            {"p": sample_devices["123456789012345"], "ts": NOW - timedelta(seconds=7)},
+        ).all()
+    assert [(a.kind, a.note, a.ts, a.geom) for a in alerts] == [
+        ("sos", "alert message", NOW - timedelta(seconds=7), None)
+    ]
+
+
 def test_traccar_legacy_form_body_with_real_values(server, sample_devices, engine):
     """The same parameters in a form body (empty query), with a position and units that show."""
     raw = samples("traccar_android_legacy_query")[0].split("?", 1)[1]

@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
 
+from ..queries import DeviceIdentity
 from . import clients, service
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,10 @@ def _store_client_request(parsed: clients.ClientRequest, token: str | None) -> d
     device = service.identify_device(token)
     if device is None:
         return {"ok": False, "error": "auth.token: unknown or revoked device token"}
+    if parsed.alarm:
+        alarm_ack = _raise_alarm(device, parsed)
+        if alarm_ack.get("retry"):
+            return alarm_ack  # the app resends the whole request, alarm included
     if not parsed.positions:
         return {"ok": True, "stored": 0, "duplicates": 0, "rejected": []}
     size = current_app.config["MAX_BATCH_ITEMS"]
@@ -75,6 +80,18 @@ def _store_client_request(parsed: clients.ClientRequest, token: str | None) -> d
         if not acks[-1]["ok"]:
             break
     return _merge_acks(acks, offsets)
+
+
+def _raise_alarm(device: DeviceIdentity, parsed: clients.ClientRequest) -> dict[str, Any]:
+    """Store an app's alarm (e.g. Traccar's `alarm=sos`) as an SOS alert, at its fix."""
+    fix = parsed.positions[0] if parsed.positions else {}
+    point = {"lat": fix.get("lat"), "lon": fix.get("lon")}
+    if point["lat"] == 0 and point["lon"] == 0:
+        point = {"lat": None, "lon": None}  # no fix: do not put the alert in the sea
+    ack = service.raise_sos(device, {"ts": fix.get("ts"), **point, "note": parsed.alarm})
+    if not ack["ok"]:
+        log.warning("alarm from device %d not stored: %s", device.device_id, ack["error"])
+    return ack
 
 
 def _client_status(ack: dict[str, Any]) -> int:
