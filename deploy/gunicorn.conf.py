@@ -15,3 +15,10 @@ graceful_timeout = 10
 accesslog = None
 # Several processes run side by side (tests, scale-out); none needs gunicornc.
 control_socket_disable = True
+
+
+def post_worker_init(worker):
+    """Start the alert rules' background checks in each worker, without waiting for a fix."""
+    watcher = worker.wsgi.extensions.get("zone_watcher")
+    if watcher is not None:
+        watcher.start()

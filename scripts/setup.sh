@@ -20,8 +20,13 @@ if [ -z "$PGV" ] || [ ! -x "/usr/lib/postgresql/$PGV/bin/postgres" ]; then
 fi
 if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then missing+=(python3-venv); fi
 command -v runuser >/dev/null || missing+=(util-linux)
+# The map's front-end libraries come from npm (package.json); the pages are served from static/.
+command -v node >/dev/null || missing+=(nodejs)
+command -v npm >/dev/null || missing+=(npm)
 if [ "$MODE" = test ]; then
   command -v chromium >/dev/null || missing+=(chromium)
+  # Screenshots of the Chinese UI need a CJK font in the test browser.
+  if [ -z "$(fc-list :lang=zh 2>/dev/null)" ]; then missing+=(fonts-wqy-microhei); fi
 fi
 APT_UPDATED=0
 apt_install() {
@@ -53,6 +58,18 @@ if [ ! -f "$STAMP" ]; then
   rm -f .venv/.installed-"$MODE"-*
   touch "$STAMP"
 fi
+
+# --- front-end libraries and translations --------------------------------------
+NPM_STAMP="node_modules/.installed-$(sha1sum package-lock.json | cut -c1-12)"
+if [ ! -f "$NPM_STAMP" ]; then
+  log "installing the front-end libraries (npm ci)"
+  npm ci --no-audit --no-fund --loglevel=error
+  touch "$NPM_STAMP"
+fi
+mkdir -p static/vendor
+cp node_modules/maplibre-gl/dist/maplibre-gl.js node_modules/maplibre-gl/dist/maplibre-gl.css \
+  node_modules/socket.io-client/dist/socket.io.min.js static/vendor/
+.venv/bin/pybabel compile -q -d tracker/translations
 
 # --- database ----------------------------------------------------------------
 if [ -z "${DATABASE_URL:-}" ]; then

@@ -9,11 +9,18 @@ from flask import Flask
 
 from . import auth, cli
 from .api.routes import bp as api_bp
+from .api.zones import bp as zones_api_bp
 from .config import PROJECT_ROOT, Config
-from .extensions import db, login, migrate, socketio
+from .extensions import babel, db, login, migrate, socketio
 from .ingest.events import DeviceNamespace
 from .ingest.http import bp as ingest_http_bp
 from .ingest.writer import writer
+from .live.events import LiveNamespace
+from .live.feed import feed
+from .web.i18n import select_locale
+from .web.phone import bp as phone_bp
+from .web.staff import bp as staff_bp
+from .zones.watcher import watcher
 
 
 def _make_psycopg2_cooperative() -> None:
@@ -45,6 +52,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))
     login.init_app(app)
     auth.init_app(app)
+    babel.init_app(app, locale_selector=select_locale)
     socketio.init_app(
         app,
         async_mode="gevent",
@@ -54,9 +62,15 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         ping_timeout=20,
     )
     writer.init_app(app)
+    watcher.init_app(app)
+    feed.init_app(app)
 
     app.register_blueprint(api_bp)
+    app.register_blueprint(zones_api_bp)
     app.register_blueprint(ingest_http_bp)
+    app.register_blueprint(phone_bp)
+    app.register_blueprint(staff_bp)
     socketio.on_namespace(DeviceNamespace("/device"))
+    socketio.on_namespace(LiveNamespace("/live"))
     cli.init_app(app)
     return app

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
 
 from flask import Flask, abort, jsonify, request
 from flask_login import current_user
@@ -11,6 +14,8 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from .extensions import db, login
 from .models import User
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 # Hashing a password for a user name that does not exist costs the same as checking a real
 # one, so response times do not reveal which user names exist.
@@ -78,3 +83,20 @@ def init_app(app: Flask) -> None:
             abort(403, description="origin: cross-site request refused")
         if request.method in {"POST", "PUT", "PATCH"} and not request.is_json:
             abort(415, description="content-type: must be application/json")
+
+
+def require_role(*roles: str) -> Callable[[F], F]:
+    """Allow a view only to logged-in staff with one of `roles` (403 otherwise)."""
+
+    def decorate(view: F) -> F:
+        @wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if not current_user.is_authenticated:
+                return login.unauthorized()
+            if current_user.role not in roles:
+                abort(403, description=f"role: needs {' or '.join(roles)}")
+            return view(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import random
 import secrets
 import sys
+from collections import Counter
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import click
 from flask import Flask, current_app
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import select
 
 from . import queries
@@ -19,6 +22,9 @@ from .auth import hash_password, hash_token, new_device_token
 from .extensions import db
 from .geo import GeometryError, boundary_from_geojson
 from .models import STAFF_ROLES, Unit
+
+# Recorded tracks older than this are taken for broken clocks (GPS week rollovers, 1901...).
+IMPORT_EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 
 units_cli = AppGroup("units", help="Districts, streets, communities and grids.")
 people_cli = AppGroup("people", help="Volunteers, street chiefs, grid workers, patrols.")
@@ -55,6 +61,35 @@ def add_unit(name: str, kind: str, parent_id: int | None, boundary) -> None:
     click.echo(unit.id)
 
 
+@units_cli.command("import")
+@click.argument("geojson", type=click.File("r", encoding="utf-8-sig"))
+def import_units_command(geojson) -> None:
+    """Create or update units from a GeoJSON FeatureCollection (name, kind, parent)."""
+    from .zones.importer import BoundaryImportError, import_units
+
+    try:
+        report = import_units(db.session, json.load(geojson))
+    except (ValueError, BoundaryImportError) as exc:
+        db.session.rollback()
+        raise click.ClickException(f"nothing imported: {exc}") from None
+    db.session.commit()
+    click.echo(f"{len(report.created)} units created, {len(report.updated)} updated")
+    for line in report.repaired:
+        click.echo(f"  repaired {line}")
+
+
+@people_cli.command("assign")
+@click.argument("person_id", type=int)
+@click.option("--grid", "grid_id", type=int, help="the grid to patrol; omit to clear")
+def assign_person(person_id: int, grid_id: int | None) -> None:
+    """Assign a person to the grid they patrol (their zone)."""
+    _check_unit(grid_id)
+    if not queries.assign_patrol_unit(db.session, person_id, grid_id):
+        raise click.BadParameter(f"no person with id {person_id}", param_hint="PERSON_ID")
+    db.session.commit()
+    click.echo(f"person {person_id} patrols {'grid ' + str(grid_id) if grid_id else 'no grid'}")
+
+
 @people_cli.command("add")
 @click.option("--name", required=True)
 @click.option("--role", required=True, help="volunteer, street_chief, grid_worker, patrol, ...")
@@ -83,8 +118,25 @@ def issue_device(person_id: int, label: str | None) -> None:
     token = new_device_token()
     device = queries.add_device(db.session, person_id, label, hash_token(token))
     db.session.commit()
-    click.echo(f"device {device.id} issued to person {person_id}; the token is shown only once:")
+    link = f"{current_app.config['PUBLIC_URL']}/m#token={token}"
+    click.echo(f"device {device.id} issued to person {person_id}")
+    click.echo("pairing link (open it on the phone, or scan the code):")
+    click.echo(link)
+    click.echo(_terminal_qr(link))
+    click.echo("the token is shown only once:")
     click.echo(token)
+
+
+def _terminal_qr(text: str) -> str:
+    """Return a QR code of `text` drawn with block characters for a terminal."""
+    import qrcode
+
+    qr = qrcode.QRCode(border=2, error_correction=qrcode.constants.ERROR_CORRECT_L)
+    qr.add_data(text)
+    out = io.StringIO()
+    # Inverted so the code is dark on light in the usual light-on-dark terminal.
+    qr.print_ascii(out=out, invert=True)
+    return out.getvalue().rstrip("\n")
 
 
 @devices_cli.command("revoke")
@@ -176,6 +228,7 @@ def _grid_wkt(col: int) -> str:
 
 
 @click.command("seed-demo")
+@with_appcontext
 def seed_demo() -> None:
     """Create a demo admin, units, people, devices and a recent walk for each person."""
     if db.session.execute(select(Unit.id).limit(1)).first() is not None:
@@ -236,8 +289,65 @@ def seed_demo() -> None:
     click.echo(f"command-centre login: admin / {password}   (shown only now)")
 
 
+@click.command("import-track")
+@with_appcontext
+@click.argument("person_id", type=int)
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def import_track(person_id: int, path: Path) -> None:
+    """Import a recorded track (GPX, GeoJSON or CSV) for a person, deduplicated."""
+    from .ingest.tracks import TrackFileError, read_track
+    from .ingest.validate import Limits, parse_batch
+    from .models import Person
+
+    if db.session.get(Person, person_id) is None:
+        raise click.BadParameter(f"no person with id {person_id}", param_hint="PERSON_ID")
+    try:
+        items = read_track(path)
+    except TrackFileError as exc:
+        raise click.ClickException(str(exc)) from None
+    if not items:
+        raise click.ClickException(f"{path.name}: no points with positions")
+    device_id = queries.import_device(db.session, person_id, hash_token(new_device_token()))
+    limits = Limits(max_items=len(items), max_age=None, earliest=IMPORT_EARLIEST)
+    fixes, rejections = parse_batch({"positions": items}, datetime.now(UTC), limits)
+    stored = 0
+    chunk = 2000
+    with click.progressbar(length=len(fixes), label=f"importing {path.name}") as bar:
+        for start in range(0, len(fixes), chunk):
+            rows = [
+                queries.PositionRow(
+                    person_id,
+                    device_id,
+                    f.ts,
+                    f.lat,
+                    f.lon,
+                    f.accuracy_m,
+                    f.altitude_m,
+                    f.speed_mps,
+                    f.heading_deg,
+                    f.battery,
+                )
+                for _, f in fixes[start : start + chunk]
+            ]
+            for day in {row.ts.astimezone(UTC).date() for row in rows}:
+                queries.ensure_partition(db.session, day)
+            stored += len(queries.insert_positions(db.session, rows))
+            db.session.commit()
+            bar.update(len(rows))
+    click.echo(
+        f"{path.name}: {len(items)} points, {stored} stored, {len(fixes) - stored} duplicates, "
+        f"{len(rejections)} rejected"
+    )
+    reasons = Counter(r.error for r in rejections)
+    for reason, count in reasons.most_common():
+        click.echo(f"  rejected {count} × {reason}")
+    if rejections and not fixes:
+        raise SystemExit(1)
+
+
 def init_app(app: Flask) -> None:
     """Register the commands with the app's CLI."""
     for group in (units_cli, people_cli, devices_cli, users_cli, partitions_cli):
         app.cli.add_command(group)
     app.cli.add_command(seed_demo)
+    app.cli.add_command(import_track)

@@ -85,5 +85,46 @@ class Config:
     # lower so that an oversized batch is answered with an error, not a disconnect.
     SOCKETIO_MAX_HTTP_BUFFER_SIZE = 4 * 1024 * 1024
 
+    # The address phones reach the server at; pairing links and QR codes point there.
+    PUBLIC_URL = os.environ.get("PUBLIC_URL", "http://127.0.0.1:5000").rstrip("/")
+    # Phone app sampling: keep a fix after this many seconds or this many metres moved,
+    # and drop fixes whose accuracy radius is larger than this.
+    PHONE_MIN_INTERVAL_S = _float("PHONE_MIN_INTERVAL_S", 5)
+    PHONE_MIN_DISTANCE_M = _float("PHONE_MIN_DISTANCE_M", 10)
+    PHONE_MAX_ACCURACY_M = _float("PHONE_MAX_ACCURACY_M", 500)
+    # Phone app queue: batch size, ack timeout (above INGEST_ACK_TIMEOUT_S, so a slow
+    # commit is answered before the phone gives up) and a cap of about 69 h at 5 s.
+    PHONE_BATCH_SIZE = _int("PHONE_BATCH_SIZE", 100)
+    PHONE_ACK_TIMEOUT_S = _float("PHONE_ACK_TIMEOUT_S", 15)
+    PHONE_QUEUE_CAP = _int("PHONE_QUEUE_CAP", 50_000)
+    # Lets end-to-end tests push a task to a phone over HTTP; never enable in production.
+    PHONE_TEST_HOOKS = os.environ.get("PHONE_TEST_HOOKS", "0") == "1"
+
+    # Live map: push position changes to /live viewers at most once per LIVE_INTERVAL
+    # seconds; grey a person out after STALE_AFTER_S without a fix.
+    LIVE_INTERVAL_S = _float("LIVE_INTERVAL", 1.0)
+    STALE_AFTER_S = _float("STALE_AFTER_S", 300)
+    # Above this many people in scope the page narrows its live feed to the viewport.
+    LIVE_VIEWPORT_MIN_PEOPLE = _int("LIVE_VIEWPORT_MIN_PEOPLE", 5000)
+    # Basemap: an XYZ tile URL template ({z}/{x}/{y}) and its attribution; none by
+    # default, since command centres often have no internet. MAP_GCJ02=1 shifts what is
+    # drawn to GCJ-02 for Chinese commercial basemaps; stored data stays WGS-84.
+    MAP_TILE_URL = os.environ.get("MAP_TILE_URL") or None
+    MAP_TILE_ATTRIBUTION = os.environ.get("MAP_TILE_ATTRIBUTION", "")
+    MAP_GCJ02 = os.environ.get("MAP_GCJ02", "0") == "1"
+    # Staff pages: Chinese first; the browser's language decides unless the user chose.
+    LANGUAGES = ("zh_CN", "en")
+    BABEL_DEFAULT_LOCALE = "zh_CN"
+
+    # Alert rules (tracker/zones/rules.py).
+    ZONE_MIN_MARGIN_M = _float("ZONE_MIN_MARGIN_M", 15.0)
+    ZONE_MAX_MARGIN_M = _float("ZONE_MAX_MARGIN_M", 100.0)
+    LOW_BATTERY = _float("LOW_BATTERY", 0.15)
+    SIGNAL_LOST_AFTER_S = _float("SIGNAL_LOST_AFTER_S", 300.0)
+    SIGNAL_CHECK_INTERVAL_S = _float("SIGNAL_CHECK_INTERVAL_S", 10.0)
+    # Dispatch: how many nearest people to propose, and when a fix is too old to count.
+    DISPATCH_CANDIDATES = _int("DISPATCH_CANDIDATES", 10)
+    DISPATCH_MAX_AGE_S = _float("DISPATCH_MAX_AGE_S", 600.0)
+
     def __init__(self) -> None:
         self.SECRET_KEY = _secret_key()

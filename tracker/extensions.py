@@ -1,5 +1,6 @@
 """Flask extensions, created unbound and bound to the app in create_app()."""
 
+from flask_babel import Babel
 from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_socketio import SocketIO
@@ -15,3 +16,4 @@ db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 socketio = SocketIO()
 login = LoginManager()
+babel = Babel()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from flask_login import UserMixin
 from geoalchemy2 import Geometry, WKBElement
@@ -17,9 +18,11 @@ from sqlalchemy import (
     PrimaryKeyConstraint,
     String,
     Text,
+    UniqueConstraint,
     func,
     text,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .extensions import db
@@ -43,6 +46,15 @@ class Unit(db.Model):
     __table_args__ = (
         Index("ix_units_parent_id", "parent_id"),
         Index("ix_units_boundary", "boundary", postgresql_using="gist"),
+        # Re-importing a boundary file updates units instead of duplicating them.
+        Index(
+            "ux_units_parent_kind_name",
+            "parent_id",
+            "kind",
+            "name",
+            unique=True,
+            postgresql_nulls_not_distinct=True,
+        ),
     )
 
 
@@ -56,10 +68,15 @@ class Person(db.Model):
     role: Mapped[str] = mapped_column(String(32))
     phone: Mapped[str | None] = mapped_column(String(32))
     unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id", ondelete="SET NULL"))
+    # The grid this person patrols; leaving it raises zone_exit while on duty.
+    patrol_unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id", ondelete="SET NULL"))
     active: Mapped[bool] = mapped_column(server_default=text("true"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
-    __table_args__ = (Index("ix_people_unit_id", "unit_id"),)
+    __table_args__ = (
+        Index("ix_people_unit_id", "unit_id"),
+        Index("ix_people_patrol_unit_id", "patrol_unit_id"),
+    )
 
 
 class Device(db.Model):
@@ -124,9 +141,17 @@ class LatestPosition(db.Model):
     speed_mps: Mapped[float | None] = mapped_column(REAL)
     heading_deg: Mapped[float | None] = mapped_column(REAL)
     battery: Mapped[float | None] = mapped_column(REAL)
+    # The grid that contains the fix, matched after each commit (no FK: a hot table).
+    grid_id: Mapped[int | None] = mapped_column(Integer)
 
     __table_args__ = (
         Index("ix_latest_positions_geom", "geom", postgresql_using="gist"),
+        # Nearest-people searches order by true (geodesic) distance with this index.
+        Index(
+            "ix_latest_positions_geog",
+            func.geography(text("geom")),
+            postgresql_using="gist",
+        ),
         {
             # Updates rewrite the row; free space on the page lets PostgreSQL keep the new
             # version on the same page, and aggressive autovacuum reclaims dead entries in
@@ -185,3 +210,113 @@ class User(UserMixin, db.Model):
     def is_active(self) -> bool:  # type: ignore[override]
         """Return whether the account may log in."""
         return self.active
+
+
+class Alert(db.Model):
+    """Something about a person that staff must see at once: an SOS, a zone left, ..."""
+
+    __tablename__ = "alerts"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"))
+    device_id: Mapped[int | None] = mapped_column(ForeignKey("devices.id", ondelete="SET NULL"))
+    kind: Mapped[str] = mapped_column(String(32))
+    ts: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    received_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    geom: Mapped[WKBElement | None] = mapped_column(
+        Geometry("POINT", srid=4326, spatial_index=False), nullable=True
+    )
+    note: Mapped[str | None] = mapped_column(Text)
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    acknowledged_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+    __table_args__ = (
+        CheckConstraint(
+            "kind IN ('sos', 'zone_exit', 'zone_enter', 'signal_lost', 'signal_back', "
+            "'low_battery')",
+            name="ck_alerts_kind",
+        ),
+        # A phone resends an SOS until it is acknowledged; the resend must not add a row.
+        UniqueConstraint("device_id", "kind", "ts", name="uq_alerts_device_kind_ts"),
+        Index("ix_alerts_person_ts", "person_id", "ts"),
+        Index("ix_alerts_open", "received_at", postgresql_where=text("acknowledged_at IS NULL")),
+        Index("ix_alerts_geom", "geom", postgresql_using="gist"),
+    )
+
+
+class WatchState(db.Model):
+    """What the alert rules last concluded about a person, so each change alerts once."""
+
+    __tablename__ = "watch_states"
+
+    person_id: Mapped[int] = mapped_column(
+        ForeignKey("people.id", ondelete="CASCADE"), primary_key=True
+    )
+    zone_inside: Mapped[bool | None] = mapped_column()
+    signal_lost: Mapped[bool] = mapped_column(server_default=text("false"))
+    battery_low: Mapped[bool] = mapped_column(server_default=text("false"))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+INCIDENT_STATUSES = ("open", "assigned", "accepted", "done", "cancelled")
+
+
+class Incident(db.Model):
+    """Something that happened at a point, to which dispatchers send people."""
+
+    __tablename__ = "incidents"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    geom: Mapped[WKBElement] = mapped_column(Geometry("POINT", srid=4326, spatial_index=False))
+    description: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), server_default=text("'open'"))
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('open', 'assigned', 'accepted', 'done', 'cancelled')",
+            name="ck_incidents_status",
+        ),
+        Index("ix_incidents_created_at", "created_at"),
+    )
+
+
+class Task(db.Model):
+    """One person sent to one incident, and how far they have got."""
+
+    __tablename__ = "tasks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"))
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(16), server_default=text("'assigned'"))
+    assigned_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    assigned_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    distance_m: Mapped[float | None] = mapped_column(REAL)
+
+    __table_args__ = (
+        CheckConstraint("status IN ('assigned', 'accepted', 'done')", name="ck_tasks_status"),
+        UniqueConstraint("incident_id", "person_id", name="uq_tasks_incident_person"),
+        Index("ix_tasks_person_id", "person_id"),
+    )
+
+
+class IncidentEvent(db.Model):
+    """One step in an incident's history: created, assigned, accepted, done."""
+
+    __tablename__ = "incident_events"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    kind: Mapped[str] = mapped_column(String(16))
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id", ondelete="SET NULL"))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+    __table_args__ = (Index("ix_incident_events_incident", "incident_id", "at"),)

@@ -18,19 +18,32 @@ from sqlalchemy import (
     Select,
     and_,
     bindparam,
+    case,
     exists,
     func,
     literal,
+    literal_column,
     select,
     text,
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 from sqlalchemy.types import REAL, DateTime, Float, Integer
 
-from .models import Device, LatestPosition, Person, Position, Shift, Unit, User
+from .models import (
+    Alert,
+    Device,
+    LatestPosition,
+    Person,
+    Position,
+    Shift,
+    Unit,
+    User,
+    WatchState,
+)
 
 log = logging.getLogger(__name__)
 
@@ -460,3 +473,531 @@ def unit_ancestors(session: Session, unit_id: int) -> list[int]:
 def person_unit(session: Session, person_id: int) -> int | None:
     """Return the unit a person belongs to, if any."""
     return session.execute(select(Person.unit_id).where(Person.id == person_id)).scalar()
+
+
+# --- alerts -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRow:
+    """A stored alert, with its point as lon/lat."""
+
+    id: int
+    person_id: int
+    device_id: int | None
+    kind: str
+    ts: datetime
+    received_at: datetime
+    lat: float | None
+    lon: float | None
+    note: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the alert as JSON-ready values."""
+        return {
+            "id": self.id,
+            "person_id": self.person_id,
+            "device_id": self.device_id,
+            "kind": self.kind,
+            "ts": self.ts.isoformat(),
+            "received_at": self.received_at.isoformat(),
+            "lat": self.lat,
+            "lon": self.lon,
+            "note": self.note,
+        }
+
+
+def _alert_columns() -> tuple[Any, ...]:
+    """Return the columns that make an AlertRow."""
+    return (
+        Alert.id,
+        Alert.person_id,
+        Alert.device_id,
+        Alert.kind,
+        Alert.ts,
+        Alert.received_at,
+        func.ST_Y(Alert.geom).label("lat"),
+        func.ST_X(Alert.geom).label("lon"),
+        Alert.note,
+    )
+
+
+def insert_alert(
+    session: Session,
+    person_id: int,
+    device_id: int | None,
+    kind: str,
+    ts: datetime,
+    point: tuple[float, float] | None,
+    note: str | None,
+) -> tuple[AlertRow, bool]:
+    """Store an alert once per (device, kind, ts); the caller commits.
+
+    Args:
+        session: a session.
+        person_id: whom the alert is about.
+        device_id: the device that raised it, if any.
+        kind: sos, zone_exit, zone_enter, signal_lost, signal_back or low_battery.
+        ts: when it happened, by the device's clock.
+        point: (lat, lon) in WGS-84 degrees, or None when no fix was known.
+        note: free text from the person.
+
+    Returns:
+        The stored alert, and True if it is new (False: the same alert was stored before).
+    """
+    geom = None
+    if point is not None:
+        lat, lon = point
+        geom = func.ST_SetSRID(func.ST_MakePoint(lon, lat), 4326)
+    stmt = (
+        pg_insert(Alert)
+        .values(person_id=person_id, device_id=device_id, kind=kind, ts=ts, geom=geom, note=note)
+        .on_conflict_do_nothing(constraint="uq_alerts_device_kind_ts")
+        .returning(Alert.id)
+    )
+    new_id = session.execute(stmt).scalar()
+    if new_id is not None:
+        where = Alert.id == new_id
+    else:
+        where = and_(Alert.device_id == device_id, Alert.kind == kind, Alert.ts == ts)
+    row = session.execute(select(*_alert_columns()).where(where)).one()
+    return AlertRow(*row), new_id is not None
+
+
+def alerts_of_person(person_id: int) -> Select[Any]:
+    """Return a select of a person's alerts as AlertRow columns, oldest first.
+
+    Args:
+        person_id: whose alerts.
+
+    Returns:
+        A select() of the AlertRow columns.
+    """
+    return (
+        select(*_alert_columns()).where(Alert.person_id == person_id).order_by(Alert.ts, Alert.id)
+    )
+
+
+# --- recorded tracks -----------------------------------------------------------------
+
+
+def track_points(person_id: int, start: datetime, end: datetime) -> Select[Any]:
+    """Return a select of a person's positions in time order, with lon/lat.
+
+    Args:
+        person_id: whose positions.
+        start: first instant included.
+        end: first instant excluded.
+
+    Returns:
+        A select() of rows: ts, lat, lon, accuracy_m, altitude_m, speed_mps, heading_deg,
+        battery.
+    """
+    return (
+        select(
+            Position.ts,
+            func.ST_Y(Position.geom).label("lat"),
+            func.ST_X(Position.geom).label("lon"),
+            Position.accuracy_m,
+            Position.altitude_m,
+            Position.speed_mps,
+            Position.heading_deg,
+            Position.battery,
+        )
+        .where(Position.person_id == person_id, Position.ts >= start, Position.ts < end)
+        .order_by(Position.ts)
+    )
+
+
+IMPORT_DEVICE_LABEL = "track import"
+
+
+def import_device(session: Session, person_id: int, token_hash: str) -> int:
+    """Return the id of the person's device for imported tracks, creating it if needed.
+
+    Imported fixes are deduplicated by (device, ts) like live ones, so re-importing a file
+    stores nothing twice. The device's token is never shown: it cannot send live fixes.
+    """
+    device_id = session.execute(
+        select(Device.id).where(Device.person_id == person_id, Device.label == IMPORT_DEVICE_LABEL)
+    ).scalar()
+    if device_id is None:
+        device_id = add_device(session, person_id, IMPORT_DEVICE_LABEL, token_hash).id
+    return device_id
+
+
+# --- live map -----------------------------------------------------------------------
+
+
+def visible_units(user: User) -> Select[Any]:
+    """Return a select of the units a staff account may see, with boundary and label point.
+
+    Args:
+        user: the staff account; admins and accounts without a unit see every unit.
+
+    Returns:
+        A select() of id, name, kind, parent_id, boundary_geojson and label_geojson
+        (a point inside the boundary), both GeoJSON text or None.
+    """
+    stmt = select(
+        Unit.id,
+        Unit.name,
+        Unit.kind,
+        Unit.parent_id,
+        func.ST_AsGeoJSON(Unit.boundary, 6).label("boundary_geojson"),
+        func.ST_AsGeoJSON(func.ST_PointOnSurface(Unit.boundary), 6).label("label_geojson"),
+    ).order_by(Unit.id)
+    if user.role != "admin" and user.unit_id is not None:
+        subtree = unit_subtree(user.unit_id)
+        stmt = stmt.where(Unit.id.in_(select(subtree.c.id)))
+    return stmt
+
+
+def people_on_map(session: Session, person_ids: Sequence[int]) -> list[Any]:
+    """Return who each person is, for the live feed: one query for a whole push.
+
+    Args:
+        session: a session.
+        person_ids: the people whose positions are about to be pushed.
+
+    Returns:
+        Rows of id, name, role, unit_id and on_duty; people that no longer exist are absent.
+    """
+    if not person_ids:
+        return []
+    on_duty = exists().where(Shift.person_id == Person.id, Shift.ended_at.is_(None))
+    # One array parameter instead of one bound parameter per id: pushes hold 20,000 ids.
+    ids = bindparam("person_ids", list(person_ids), type_=ARRAY(Integer))
+    stmt = select(
+        Person.id, Person.name, Person.role, Person.unit_id, on_duty.label("on_duty")
+    ).where(Person.id == func.any(ids))
+    return list(session.execute(stmt).all())
+
+
+def unit_parents(session: Session) -> dict[int, int | None]:
+    """Return every unit's parent, so the live feed can route people to scope rooms.
+
+    Args:
+        session: a session.
+
+    Returns:
+        A mapping of unit id to parent unit id (None for a root).
+    """
+    return dict(session.execute(select(Unit.id, Unit.parent_id)).tuples().all())
+
+
+# --- zones, alert rules and coverage --------------------------------------------------
+
+
+def match_grids(session: Session, person_ids: Sequence[int]) -> None:
+    """Set each person's latest_positions.grid_id to the grid that contains their fix.
+
+    Args:
+        session: a session; the caller commits.
+        person_ids: whose newest fixes changed.
+    """
+    lp = LatestPosition.__table__
+    grid = (
+        select(Unit.id)
+        .where(Unit.kind == "grid", func.ST_Covers(Unit.boundary, lp.c.geom))
+        # Nested or overlapping grids: the smallest one is the most specific.
+        .order_by(func.ST_Area(Unit.boundary))
+        .limit(1)
+        .scalar_subquery()
+    )
+    session.execute(
+        update(lp).where(lp.c.person_id.in_(sorted(set(person_ids)))).values(grid_id=grid)
+    )
+
+
+def ensure_watch_states(session: Session, person_ids: Iterable[int]) -> None:
+    """Create missing watch_states rows so that they can be locked and updated."""
+    ids = sorted(set(person_ids))
+    if ids:
+        session.execute(
+            pg_insert(WatchState)
+            .values([{"person_id": pid} for pid in ids])
+            .on_conflict_do_nothing(index_elements=["person_id"])
+        )
+
+
+def zone_facts(session: Session, person_ids: Sequence[int]) -> list[Any]:
+    """Return, per person, what the rules need: newest fix, zone distance, duty, states.
+
+    The watch_states rows are locked, so two processes never judge one person at once.
+
+    Args:
+        session: a session inside a transaction.
+        person_ids: the people to judge.
+
+    Returns:
+        Rows with person_id, device_id, ts, lat, lon, accuracy_m, battery, on_duty,
+        patrol_unit_id, signed_distance_m (negative inside; None without a zone), and the
+        watch state columns zone_inside, signal_lost, battery_low.
+    """
+    zone = Unit.__table__.alias("zone")
+    point_geog = func.geography(LatestPosition.geom)
+    signed = case(
+        (
+            func.ST_Covers(zone.c.boundary, LatestPosition.geom),
+            -func.ST_Distance(func.geography(func.ST_Boundary(zone.c.boundary)), point_geog),
+        ),
+        else_=func.ST_Distance(func.geography(zone.c.boundary), point_geog),
+    )
+    on_duty = exists().where(Shift.person_id == Person.id, Shift.ended_at.is_(None))
+    stmt = (
+        select(
+            LatestPosition.person_id,
+            LatestPosition.device_id,
+            LatestPosition.ts,
+            func.ST_Y(LatestPosition.geom).label("lat"),
+            func.ST_X(LatestPosition.geom).label("lon"),
+            LatestPosition.accuracy_m,
+            LatestPosition.battery,
+            on_duty.label("on_duty"),
+            Person.patrol_unit_id,
+            case((zone.c.boundary.is_(None), None), else_=signed).label("signed_distance_m"),
+            WatchState.zone_inside,
+            WatchState.signal_lost,
+            WatchState.battery_low,
+        )
+        .join(Person, Person.id == LatestPosition.person_id)
+        .join(WatchState, WatchState.person_id == LatestPosition.person_id)
+        .outerjoin(zone, zone.c.id == Person.patrol_unit_id)
+        .where(LatestPosition.person_id.in_(sorted(set(person_ids))))
+        .with_for_update(of=WatchState)
+    )
+    return list(session.execute(stmt))
+
+
+def set_watch_state(session: Session, person_id: int, **states: bool | None) -> None:
+    """Record the rules' new conclusions about a person."""
+    session.execute(
+        update(WatchState)
+        .where(WatchState.person_id == person_id)
+        .values(**states, updated_at=func.now())
+    )
+
+
+def silent_people(session: Session, cutoff: datetime) -> list[Any]:
+    """Return on-duty people with no fix since `cutoff` who are not yet flagged silent.
+
+    A person who has not sent any fix since going on duty counts from the shift's start.
+
+    Args:
+        session: a session inside a transaction.
+        cutoff: the time before which the newest fix counts as lost.
+
+    Returns:
+        Rows with person_id, last_seen, lat and lon (None without any fix).
+    """
+    last_seen = func.coalesce(func.greatest(LatestPosition.ts, Shift.started_at), Shift.started_at)
+    stmt = (
+        select(
+            Shift.person_id,
+            last_seen.label("last_seen"),
+            func.ST_Y(LatestPosition.geom).label("lat"),
+            func.ST_X(LatestPosition.geom).label("lon"),
+        )
+        .outerjoin(LatestPosition, LatestPosition.person_id == Shift.person_id)
+        .outerjoin(WatchState, WatchState.person_id == Shift.person_id)
+        .where(
+            Shift.ended_at.is_(None),
+            last_seen < cutoff,
+            func.coalesce(WatchState.signal_lost, False).is_(False),
+        )
+    )
+    return list(session.execute(stmt))
+
+
+def clear_off_duty_flags(session: Session) -> None:
+    """Forget silence and zone conclusions of people who went off duty."""
+    open_shift = exists().where(Shift.person_id == WatchState.person_id, Shift.ended_at.is_(None))
+    session.execute(
+        update(WatchState)
+        .where(~open_shift, (WatchState.signal_lost.is_(True)) | WatchState.zone_inside.isnot(None))
+        .values(signal_lost=False, zone_inside=None, updated_at=func.now())
+    )
+
+
+def coverage(user: User) -> Select[Any]:
+    """Return a select of every grid in scope: people inside now, assigned, on duty inside.
+
+    Args:
+        user: the staff account whose scope applies.
+
+    Returns:
+        A select() of rows: unit_id, name, inside, assigned, on_duty_inside.
+    """
+    on_duty = exists().where(Shift.person_id == LatestPosition.person_id, Shift.ended_at.is_(None))
+    inside = (
+        select(func.count())
+        .where(LatestPosition.grid_id == Unit.id)
+        .correlate(Unit)
+        .scalar_subquery()
+    )
+    on_duty_inside = (
+        select(func.count())
+        .where(LatestPosition.grid_id == Unit.id, on_duty)
+        .correlate(Unit)
+        .scalar_subquery()
+    )
+    assigned = (
+        select(func.count())
+        .where(Person.patrol_unit_id == Unit.id, Person.active.is_(True))
+        .correlate(Unit)
+        .scalar_subquery()
+    )
+    stmt = select(
+        Unit.id.label("unit_id"),
+        Unit.name,
+        inside.label("inside"),
+        assigned.label("assigned"),
+        on_duty_inside.label("on_duty_inside"),
+    ).where(Unit.kind == "grid")
+    if user.role != "admin" and user.unit_id is not None:
+        stmt = stmt.where(Unit.id.in_(select(unit_subtree(user.unit_id).c.id)))
+    return stmt.order_by(Unit.id)
+
+
+def unit_in_scope(session: Session, user: User, unit_id: int) -> bool:
+    """Return whether the unit exists and lies in the account's scope."""
+    stmt = select(Unit.id).where(Unit.id == unit_id)
+    if user.role != "admin" and user.unit_id is not None:
+        stmt = stmt.where(Unit.id.in_(select(unit_subtree(user.unit_id).c.id)))
+    return session.execute(stmt).first() is not None
+
+
+def grid_people(user: User, unit_id: int) -> Select[Any]:
+    """Return a select of the visible people inside a grid now or assigned to it.
+
+    Args:
+        user: the staff account whose scope applies.
+        unit_id: the grid.
+
+    Returns:
+        A select() of rows: person_id, name, role, inside, assigned, on_duty, ts.
+    """
+    on_duty = exists().where(Shift.person_id == Person.id, Shift.ended_at.is_(None))
+    return (
+        select(
+            Person.id.label("person_id"),
+            Person.name,
+            Person.role,
+            (LatestPosition.grid_id == unit_id).label("inside"),
+            (Person.patrol_unit_id == unit_id).label("assigned"),
+            on_duty.label("on_duty"),
+            LatestPosition.ts,
+        )
+        .outerjoin(LatestPosition, LatestPosition.person_id == Person.id)
+        .where(
+            (LatestPosition.grid_id == unit_id) | (Person.patrol_unit_id == unit_id),
+            Person.id.in_(visible_people(user)),
+        )
+        .order_by(Person.name)
+    )
+
+
+def assign_patrol_unit(session: Session, person_id: int, unit_id: int | None) -> bool:
+    """Assign a person to a grid (None clears it); return False if no such person."""
+    result = session.execute(
+        update(Person).where(Person.id == person_id).values(patrol_unit_id=unit_id)
+    )
+    return result.rowcount == 1
+
+
+def alerts_for(user: User, kind: str | None, open_only: bool, limit: int) -> Select[Any]:
+    """Return a select of the alerts about people in scope, newest first.
+
+    Args:
+        user: the staff account whose scope applies.
+        kind: only this kind, if given.
+        open_only: only alerts nobody has acknowledged.
+        limit: at most this many.
+
+    Returns:
+        A select() of alert columns with the person's name and role.
+    """
+    stmt = (
+        select(
+            *_alert_columns(),
+            Person.name.label("person_name"),
+            Person.role.label("person_role"),
+            Alert.acknowledged_at,
+            User.username.label("acknowledged_by"),
+        )
+        .join(Person, Person.id == Alert.person_id)
+        .outerjoin(User, User.id == Alert.acknowledged_by)
+        .where(Alert.person_id.in_(visible_people(user)))
+        .order_by(Alert.received_at.desc(), Alert.id.desc())
+        .limit(limit)
+    )
+    if kind is not None:
+        stmt = stmt.where(Alert.kind == kind)
+    if open_only:
+        stmt = stmt.where(Alert.acknowledged_at.is_(None))
+    return stmt
+
+
+def acknowledge_alert(session: Session, user: User, alert_id: int) -> bool:
+    """Record who acknowledged an alert in scope, and when; False if not found or done."""
+    result = session.execute(
+        update(Alert)
+        .where(
+            Alert.id == alert_id,
+            Alert.acknowledged_at.is_(None),
+            Alert.person_id.in_(visible_people(user)),
+        )
+        .values(acknowledged_at=func.now(), acknowledged_by=user.id)
+    )
+    return result.rowcount == 1
+
+
+def upsert_unit(
+    session: Session, name: str, kind: str, parent_id: int | None, geojson: str
+) -> tuple[int, bool, str | None]:
+    """Create or update a unit by (parent, kind, name) with a boundary, repaired if invalid.
+
+    Args:
+        session: a session; the caller commits.
+        name: the unit's name.
+        kind: district, street, community or grid.
+        parent_id: the unit above, if any.
+        geojson: a Polygon or MultiPolygon geometry in GeoJSON, WGS-84.
+
+    Returns:
+        (unit id, created, why the geometry was invalid — None when it was valid).
+    """
+    geom = func.ST_SetSRID(func.ST_GeomFromGeoJSON(geojson), 4326)
+    reason = session.execute(
+        select(case((func.ST_IsValid(geom), None), else_=func.ST_IsValidReason(geom)))
+    ).scalar()
+    boundary = func.ST_Multi(func.ST_CollectionExtract(func.ST_MakeValid(geom), 3))
+    stmt = (
+        pg_insert(Unit)
+        .values(name=name, kind=kind, parent_id=parent_id, boundary=boundary)
+        .on_conflict_do_update(
+            index_elements=["parent_id", "kind", "name"], set_={"boundary": boundary}
+        )
+        .returning(Unit.id, literal_column("xmax = 0").label("created"))
+    )
+    row = session.execute(stmt).one()
+    return row.id, row.created, reason
+
+
+def try_advisory_lock(session: Session, name: str) -> bool:
+    """Take a transaction-scoped advisory lock by name, without waiting; return if taken."""
+    return bool(
+        session.execute(select(func.pg_try_advisory_xact_lock(func.hashtext(name)))).scalar()
+    )
+
+
+def units_named_or_numbered(session: Session, ref: Any) -> list[int]:
+    """Return the ids of units whose id (an int) or name (a string) is `ref`."""
+    if isinstance(ref, bool):
+        return []
+    if isinstance(ref, int):
+        return list(session.execute(select(Unit.id).where(Unit.id == ref)).scalars())
+    if isinstance(ref, str):
+        return list(session.execute(select(Unit.id).where(Unit.name == ref)).scalars())
+    return []

@@ -195,3 +195,30 @@ def track_csv(person_id: int):
 def _attachment(person_id: int, suffix: str) -> dict[str, str]:
     """Return the header that makes browsers save the export as a file."""
     return {"Content-Disposition": f'attachment; filename="track-{person_id}.{suffix}"'}
+
+
+@bp.get("/units")
+@login_required
+def units():
+    """Return the units the account may see, with boundaries, as a GeoJSON FeatureCollection."""
+    rows = db.session.execute(queries.visible_units(current_user)).all()
+    return jsonify(
+        type="FeatureCollection",
+        features=[
+            {
+                "type": "Feature",
+                "id": row.id,
+                "geometry": json.loads(row.boundary_geojson) if row.boundary_geojson else None,
+                "properties": {
+                    "unit_id": row.id,
+                    "name": row.name,
+                    "kind": row.kind,
+                    "parent_id": row.parent_id,
+                    "label_point": (
+                        json.loads(row.label_geojson)["coordinates"] if row.label_geojson else None
+                    ),
+                },
+            }
+            for row in rows
+        ],
+    )

@@ -9,13 +9,26 @@ from functools import wraps
 from typing import Any
 
 from flask import request
-from flask_socketio import ConnectionRefusedError, Namespace
+from flask_socketio import ConnectionRefusedError, Namespace, join_room
 
 from ..extensions import socketio
 from ..queries import DeviceIdentity
 from . import service
 
 log = logging.getLogger(__name__)
+
+NAMESPACE = "/device"
+
+
+def device_room(device_id: int) -> str:
+    """Return the room that every connection of one device joins."""
+    return f"device:{device_id}"
+
+
+def send_task(device_id: int, task: dict[str, Any]) -> None:
+    """Push a `task` from the command centre to every open connection of a device."""
+    socketio.emit("task", task, namespace=NAMESPACE, to=device_room(device_id))
+    log.info("task %s sent to device %d", task.get("id"), device_id)
 
 
 def _never_raise(handler: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
@@ -49,6 +62,7 @@ class DeviceNamespace(Namespace):
         if device is None:
             raise ConnectionRefusedError("auth.token: unknown or revoked device token")
         self.devices[request.sid] = device
+        join_room(device_room(device.device_id))
         log.info("device %d of person %d connected", device.device_id, device.person_id)
 
     def on_disconnect(self, reason: Any = None) -> None:
@@ -77,3 +91,8 @@ class DeviceNamespace(Namespace):
     def on_duty(self, payload: Any = None) -> dict[str, Any]:
         """Sent by a phone going on or off duty; opens or closes the person's shift."""
         return service.set_duty(self.devices[request.sid], payload)
+
+    @_never_raise
+    def on_sos(self, payload: Any = None) -> dict[str, Any]:
+        """Sent by a phone whose user long-pressed SOS; staff in scope see it at once."""
+        return service.raise_sos(self.devices[request.sid], payload)

@@ -12,8 +12,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from .. import queries
 from ..auth import hash_token
 from ..extensions import db
+from ..live.publish import publish_alert
 from ..queries import DeviceIdentity, PositionRow
-from .validate import Limits, PayloadError, parse_batch
+from .validate import ItemError, Limits, PayloadError, parse_batch, parse_ts
 from .writer import StoreUnavailableError, writer
 
 log = logging.getLogger(__name__)
@@ -109,4 +110,67 @@ def set_duty(device: DeviceIdentity, payload: Any) -> dict[str, Any]:
         "shift_id": shift.id if shift else None,
         "started_at": shift.started_at.isoformat() if shift else None,
         "ended_at": shift.ended_at.isoformat() if shift and shift.ended_at else None,
+    }
+
+
+MAX_SOS_NOTE_CHARS = 500
+
+
+def _sos_point(payload: dict[str, Any]) -> tuple[float, float] | None:
+    """Return the (lat, lon) of an SOS, None when the phone had no fix, or raise ItemError."""
+    lat, lon = payload.get("lat"), payload.get("lon")
+    if lat is None and lon is None:
+        return None
+    for name, value, bound in (("lat", lat, 90), ("lon", lon, 180)):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ItemError(f"{name}: must be a number or null")
+        if not -bound <= value <= bound:
+            raise ItemError(f"{name}: must be between -{bound} and {bound}")
+    return float(lat), float(lon)
+
+
+def raise_sos(device: DeviceIdentity, payload: Any) -> dict[str, Any]:
+    """Store an `sos` payload as an alert, push it to staff in scope, and return the ack.
+
+    Args:
+        device: who sent it.
+        payload: `{"ts", "lat", "lon", "note"}`; lat/lon may be null without a fix.
+
+    Returns:
+        `{"ok": true, "alert_id", "received_at", "duplicate"}` once committed, or
+        `{"ok": false, "error"[, "retry": true]}`.
+    """
+    if not isinstance(payload, dict):
+        return {"ok": False, "error": "payload: must be an object"}
+    note = payload.get("note")
+    try:
+        ts = parse_ts(payload.get("ts"))
+        point = _sos_point(payload)
+        if note is not None and not isinstance(note, str):
+            raise ItemError("note: must be a string")
+    except ItemError as exc:
+        return {"ok": False, "error": str(exc)}
+    note = (note or "").strip()[:MAX_SOS_NOTE_CHARS] or None
+    try:
+        alert, new = queries.insert_alert(
+            db.session, device.person_id, device.device_id, "sos", ts, point, note
+        )
+        db.session.commit()
+    except SQLAlchemyError:
+        db.session.rollback()
+        log.warning("SOS of person %d could not be stored", device.person_id, exc_info=True)
+        return {"ok": False, "error": "store: database unavailable, retry", "retry": True}
+    if new:
+        log.warning("SOS %d from person %d", alert.id, alert.person_id)
+        try:
+            publish_alert(alert.as_dict(), device.person_id)
+        except Exception:
+            # The alert is stored and staff will see it on the next load; the phone must
+            # not resend it for a failed push.
+            log.exception("SOS %d stored but not pushed to viewers", alert.id)
+    return {
+        "ok": True,
+        "alert_id": alert.id,
+        "received_at": alert.received_at.isoformat(),
+        "duplicate": not new,
     }

@@ -75,8 +75,9 @@ class GroupCommitWriter:
         app.extensions["ingest_writer"] = self
 
     def add_listener(self, listener: Listener) -> None:
-        """Call `listener` with the rows of every commit, after the commit."""
-        self._listeners.append(listener)
+        """Call `listener` with the rows of every commit, after the commit (once per listener)."""
+        if listener not in self._listeners:
+            self._listeners.append(listener)
 
     def submit(self, rows: Sequence[PositionRow]) -> WriteOutcome:
         """Store rows in the next group commit and wait until it has committed.

@@ -18,3 +18,12 @@ def publish_alert(alert: dict[str, Any], person_id: int) -> None:
     rooms = rooms_for_person(db.session, person_id)
     socketio.emit("alert", alert, namespace=NAMESPACE, to=rooms)
     log.info("alert %s about person %d sent to %s", alert.get("kind"), person_id, rooms)
+
+
+def publish_positions(
+    positions: list[dict[str, Any]], to: str, skip_sids: list[str] | None = None
+) -> None:
+    """Push one batch of `positions` to a scope room, or to one viewer's sid."""
+    socketio.emit(
+        "positions", {"positions": positions}, namespace=NAMESPACE, to=to, skip_sid=skip_sids
+    )

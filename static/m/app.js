@@ -1,0 +1,583 @@
+// The volunteer phone app: pairing, duty, sampling, the never-lose-a-fix queue, SOS, tasks.
+"use strict";
+
+import { t, translatePage } from "./i18n.js";
+import { FixQueue } from "./queue.js";
+
+const $ = (id) => document.getElementById(id);
+const KEY = {
+  token: "tracker.token",
+  duty: "tracker.duty",
+  sos: "tracker.sos",
+  tasks: "tracker.tasks",
+  lastFix: "tracker.lastFix",
+};
+
+// Served defaults, overridable per phone (localStorage) or per page (query string) for tests.
+const SETTING_NAMES = {
+  min_interval_s: "min_interval_s",
+  min_distance_m: "min_distance_m",
+  max_accuracy_m: "max_accuracy_m",
+  batch_size: "batch_size",
+  ack_timeout_s: "ack_timeout_s",
+  queue_cap: "queue_cap",
+};
+
+function loadSettings() {
+  const settings = JSON.parse($("settings").textContent);
+  const stored = JSON.parse(localStorage.getItem("tracker.settings") || "{}");
+  const query = new URLSearchParams(location.search);
+  for (const name of Object.keys(SETTING_NAMES)) {
+    const value = query.get(name) ?? stored[name];
+    if (value !== undefined && value !== null && Number.isFinite(Number(value))) {
+      settings[name] = Number(value);
+    }
+  }
+  return settings;
+}
+
+const settings = loadSettings();
+
+// Everything the screen shows; exposed as window.trackerPhone for the end-to-end tests.
+const state = {
+  token: localStorage.getItem(KEY.token),
+  onDuty: localStorage.getItem(KEY.duty) === "1",
+  dutySynced: false,
+  connection: "offline",
+  revoked: false,
+  lastFix: null,
+  lastPosition: null,
+  geoError: null,
+  queued: 0,
+  rejected: 0,
+  capped: 0,
+  recorded: 0,
+  stored: 0,
+  duplicates: 0,
+  battery: null,
+  sos: JSON.parse(localStorage.getItem(KEY.sos) || "[]"),
+  tasks: JSON.parse(localStorage.getItem(KEY.tasks) || "[]"),
+  settings,
+};
+window.trackerPhone = state;
+
+let queue = null;
+let socket = null;
+let watchId = null;
+let wakeLock = null;
+let sending = false;
+let batchLimit = settings.batch_size;
+let backoffMs = 0;
+let retryTimer = null;
+let sosTimer = null;
+let audio = null;
+
+// --- pairing --------------------------------------------------------------------------
+
+function tokenFromLink() {
+  const match = location.hash.match(/(?:^#|&)token=([^&]+)/);
+  if (!match) return null;
+  // The token is a credential: keep it out of the address bar, history and screenshots.
+  history.replaceState(null, "", location.pathname + location.search);
+  return decodeURIComponent(match[1]);
+}
+
+async function pair(token) {
+  if (!token || token === state.token) return;
+  if (state.token) {
+    const queued = await queue.count();
+    if (queued > 0 && !confirm(t("repair_confirm_queued", { n: queued }))) return;
+  }
+  disconnect();
+  // Fixes queued under another device would be stored as someone else's.
+  await queue.clear();
+  localStorage.setItem(KEY.token, token);
+  localStorage.removeItem(KEY.sos);
+  localStorage.removeItem(KEY.lastFix);
+  Object.assign(state, { token, revoked: false, sos: [], lastFix: null, rejected: 0, capped: 0 });
+}
+
+async function unpair() {
+  const queued = await queue.count();
+  const question = queued > 0 ? t("unpair_confirm_queued", { n: queued }) : t("unpair_confirm");
+  if (!confirm(question)) return;
+  await setDuty(false, { send: true });
+  disconnect();
+  await queue.clear();
+  for (const key of Object.values(KEY)) localStorage.removeItem(key);
+  Object.assign(state, { token: null, onDuty: false, sos: [], tasks: [], lastFix: null });
+  await refreshCounts();
+  render();
+}
+
+// --- connection -----------------------------------------------------------------------
+
+function connect() {
+  if (!state.token || socket) return;
+  state.connection = "connecting";
+  socket = io("/device", {
+    transports: ["websocket"],
+    auth: { token: state.token },
+    reconnectionDelay: 1000,
+    reconnectionDelayMax: 10000,
+  });
+  socket.on("connect", () => {
+    state.connection = "connected";
+    backoffMs = 0;
+    batchLimit = settings.batch_size;
+    render();
+    syncDuty();
+    sendPendingSos();
+    flush();
+  });
+  socket.on("disconnect", () => {
+    state.connection = navigator.onLine ? "connecting" : "offline";
+    render();
+  });
+  socket.on("connect_error", (err) => {
+    if (String(err.message).startsWith("auth.token")) {
+      state.revoked = true;
+      disconnect();
+    } else {
+      state.connection = "offline";
+    }
+    render();
+  });
+  socket.on("task", onTask);
+}
+
+function disconnect() {
+  if (socket) {
+    socket.removeAllListeners();
+    socket.disconnect();
+    socket = null;
+  }
+  state.connection = "offline";
+}
+
+// Resolve with the ack, or null when none came in time (lost, or the link is down).
+function call(event, payload, timeoutS) {
+  return new Promise((resolve) => {
+    if (!socket || !socket.connected) return resolve(null);
+    socket.timeout(timeoutS * 1000).emit(event, payload, (err, ack) => resolve(err ? null : ack));
+  });
+}
+
+// --- the queue: nothing leaves it before the server has acknowledged it ----------------
+
+function wire(fix) {
+  const item = { ts: fix.ts, lat: fix.lat, lon: fix.lon };
+  for (const name of ["accuracy", "altitude", "speed", "heading", "battery"]) {
+    if (Number.isFinite(fix[name])) item[name] = fix[name];
+  }
+  return item;
+}
+
+function scheduleRetry() {
+  backoffMs = Math.min(30000, backoffMs ? backoffMs * 2 : 1000);
+  clearTimeout(retryTimer);
+  // Jitter spreads the phones out after an outage so they do not all return at once.
+  retryTimer = setTimeout(flush, backoffMs * (0.75 + Math.random() * 0.5));
+}
+
+async function flush() {
+  if (sending || !queue || !socket || !socket.connected) return;
+  sending = true;
+  try {
+    while (socket && socket.connected) {
+      const batch = await queue.oldest(batchLimit);
+      if (batch.length === 0) break;
+      const ack = await call("positions", { positions: batch.map(wire) }, settings.ack_timeout_s);
+      if (ack && ack.ok) {
+        await queue.remove(batch.map((fix) => fix.id));
+        const rejected = (ack.rejected || []).length;
+        if (rejected) await queue.bump("rejected", rejected);
+        state.stored += ack.stored;
+        state.duplicates += ack.duplicates;
+        backoffMs = 0;
+        batchLimit = settings.batch_size;
+      } else if (ack && !ack.retry) {
+        if (String(ack.error).startsWith("auth.token")) {
+          state.revoked = true;
+          disconnect();
+          break;
+        }
+        // The batch as a whole was refused (too large, say): halve it until the one bad
+        // fix is alone, then drop that fix, so one fix can never block the queue.
+        if (batch.length > 1) {
+          batchLimit = Math.max(1, Math.floor(batch.length / 2));
+        } else {
+          await queue.remove([batch[0].id]);
+          await queue.bump("rejected", 1);
+        }
+      } else {
+        scheduleRetry();
+        break;
+      }
+      await refreshCounts();
+      render();
+    }
+  } catch (err) {
+    console.error("flush failed", err);
+    scheduleRetry();
+  } finally {
+    sending = false;
+    await refreshCounts();
+    render();
+  }
+}
+
+async function refreshCounts() {
+  if (!queue) return;
+  state.queued = await queue.count();
+  state.rejected = await queue.meta("rejected");
+  state.capped = await queue.meta("capped");
+}
+
+// --- sampling -------------------------------------------------------------------------
+
+function distanceM(a, b) {
+  const rad = Math.PI / 180;
+  const dLat = (b.lat - a.lat) * rad;
+  const dLon = (b.lon - a.lon) * rad;
+  const h =
+    Math.sin(dLat / 2) ** 2 + Math.cos(a.lat * rad) * Math.cos(b.lat * rad) * Math.sin(dLon / 2) ** 2;
+  return 2 * 6371008.8 * Math.asin(Math.sqrt(h));
+}
+
+async function onPosition(position) {
+  const c = position.coords;
+  const fix = {
+    ts: Math.round(position.timestamp),
+    lat: c.latitude,
+    lon: c.longitude,
+    accuracy: c.accuracy,
+    altitude: c.altitude,
+    speed: c.speed,
+    heading: Number.isFinite(c.heading) && c.heading >= 0 && c.heading < 360 ? c.heading : null,
+    battery: state.battery ? state.battery.level : null,
+  };
+  state.geoError = null;
+  state.lastPosition = fix;
+  if (!Number.isFinite(c.accuracy) || c.accuracy > settings.max_accuracy_m) return render();
+  const last = state.lastFix;
+  if (last) {
+    if (fix.ts <= last.ts) return render();
+    const waited = fix.ts - last.ts >= settings.min_interval_s * 1000;
+    if (!waited && distanceM(last, fix) < settings.min_distance_m) return render();
+  }
+  state.lastFix = fix;
+  localStorage.setItem(KEY.lastFix, JSON.stringify(fix));
+  await queue.add(fix, settings.queue_cap);
+  state.recorded += 1;
+  await refreshCounts();
+  render();
+  flush();
+}
+
+function onPositionError(err) {
+  state.geoError = err.code === err.PERMISSION_DENIED ? t("geo_denied") : err.message;
+  render();
+}
+
+function startWatching() {
+  if (watchId !== null) return;
+  if (!("geolocation" in navigator)) {
+    state.geoError = t("geo_unavailable");
+    return;
+  }
+  watchId = navigator.geolocation.watchPosition(onPosition, onPositionError, {
+    enableHighAccuracy: true,
+    maximumAge: 0,
+    timeout: 60000,
+  });
+}
+
+function stopWatching() {
+  if (watchId !== null) navigator.geolocation.clearWatch(watchId);
+  watchId = null;
+}
+
+// --- duty -----------------------------------------------------------------------------
+
+async function setDuty(on, { send = true } = {}) {
+  state.onDuty = on;
+  state.dutySynced = false;
+  localStorage.setItem(KEY.duty, on ? "1" : "0");
+  if (on) {
+    startWatching();
+    await keepScreenOn();
+  } else {
+    stopWatching();
+    if (wakeLock) wakeLock.release().catch(() => {});
+    wakeLock = null;
+  }
+  render();
+  if (send) await syncDuty();
+}
+
+async function syncDuty() {
+  if (state.dutySynced || !socket || !socket.connected) return;
+  const on = state.onDuty;
+  const ack = await call("duty", { on }, settings.ack_timeout_s);
+  if (ack && ack.ok && state.onDuty === on) {
+    state.dutySynced = true;
+  } else if (!ack || ack.retry) {
+    setTimeout(syncDuty, 3000);
+  }
+  render();
+}
+
+async function keepScreenOn() {
+  if (!state.onDuty || !("wakeLock" in navigator) || document.visibilityState !== "visible") return;
+  try {
+    wakeLock = await navigator.wakeLock.request("screen");
+  } catch (err) {
+    console.warn("wake lock refused", err);
+  }
+}
+
+// --- SOS ------------------------------------------------------------------------------
+
+function saveSos() {
+  localStorage.setItem(KEY.sos, JSON.stringify(state.sos.slice(-10)));
+}
+
+function raiseSos() {
+  const where = state.lastPosition || state.lastFix;
+  state.sos.push({
+    ts: Date.now(),
+    lat: where ? where.lat : null,
+    lon: where ? where.lon : null,
+    note: $("sos-note").value.trim(),
+    receivedAt: null,
+  });
+  $("sos-note").value = "";
+  saveSos();
+  if (navigator.vibrate) navigator.vibrate([300, 100, 300]);
+  render();
+  sendPendingSos();
+}
+
+let sosSending = false;
+
+async function sendPendingSos() {
+  if (sosSending) return;
+  sosSending = true;
+  try {
+    for (const sos of state.sos.filter((s) => !s.receivedAt)) {
+      const { ts, lat, lon, note } = sos;
+      const ack = await call("sos", { ts, lat, lon, note }, 10);
+      if (ack && ack.ok) {
+        sos.receivedAt = ack.received_at;
+        saveSos();
+      } else if (!ack || ack.retry) {
+        // Retried until the server has it: the reconnect handler also calls this.
+        setTimeout(sendPendingSos, 2000);
+        break;
+      } else {
+        console.error("SOS refused", ack.error);
+        sos.receivedAt = "refused";
+        saveSos();
+      }
+    }
+  } finally {
+    sosSending = false;
+    render();
+  }
+}
+
+function holdToConfirm(button, holdMs, action) {
+  const cancel = () => {
+    clearTimeout(sosTimer);
+    button.classList.remove("holding");
+  };
+  button.addEventListener("pointerdown", (event) => {
+    event.preventDefault();
+    button.classList.add("holding");
+    sosTimer = setTimeout(() => {
+      button.classList.remove("holding");
+      action();
+    }, holdMs);
+  });
+  for (const name of ["pointerup", "pointerleave", "pointercancel"]) {
+    button.addEventListener(name, cancel);
+  }
+  // A long press would otherwise open the phone's context menu.
+  button.addEventListener("contextmenu", (event) => event.preventDefault());
+}
+
+// --- tasks from the command centre ------------------------------------------------------
+
+function beep() {
+  try {
+    audio = audio || new AudioContext();
+    const osc = audio.createOscillator();
+    const gain = audio.createGain();
+    osc.frequency.value = 880;
+    gain.gain.value = 0.2;
+    osc.connect(gain).connect(audio.destination);
+    osc.start();
+    osc.stop(audio.currentTime + 0.4);
+  } catch (err) {
+    console.warn("no sound", err);
+  }
+}
+
+function onTask(task, ack) {
+  state.tasks.unshift({ ...task, receivedAt: Date.now() });
+  state.tasks = state.tasks.slice(0, 5);
+  localStorage.setItem(KEY.tasks, JSON.stringify(state.tasks));
+  if (navigator.vibrate) navigator.vibrate([200, 100, 200, 100, 200]);
+  beep();
+  render();
+  if (typeof ack === "function") ack({ ok: true });
+}
+
+function dismissTask(index) {
+  state.tasks.splice(index, 1);
+  localStorage.setItem(KEY.tasks, JSON.stringify(state.tasks));
+  render();
+}
+
+// --- battery ----------------------------------------------------------------------------
+
+async function watchBattery() {
+  if (!navigator.getBattery) return;
+  try {
+    const battery = await navigator.getBattery();
+    const update = () => {
+      state.battery = { level: battery.level, charging: battery.charging };
+      render();
+    };
+    battery.addEventListener("levelchange", update);
+    battery.addEventListener("chargingchange", update);
+    update();
+  } catch (err) {
+    console.warn("battery unavailable", err);
+  }
+}
+
+// --- screen -----------------------------------------------------------------------------
+
+function clock(ms) {
+  return new Date(ms).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+}
+
+function show(id, text) {
+  const el = $(id);
+  el.hidden = !text;
+  el.textContent = text || "";
+}
+
+function render() {
+  $("unpaired").hidden = Boolean(state.token);
+  $("paired").hidden = !state.token;
+  const conn = $("conn");
+  conn.className = `pill pill-${state.connection}`;
+  $("conn-text").textContent = t(state.connection === "connected" ? "connected" : state.connection);
+  if (!state.token) return;
+
+  $("revoked").hidden = !state.revoked;
+  show("geo-error", state.geoError);
+  show("capped", state.capped ? t("capped", { n: state.capped }) : "");
+  show("rejected", state.rejected ? t("rejected", { n: state.rejected }) : "");
+
+  const sos = state.sos[state.sos.length - 1];
+  const sosBanner = $("sos-status");
+  if (sos) {
+    const received = sos.receivedAt && sos.receivedAt !== "refused";
+    sosBanner.className = `banner ${received ? "banner-ok" : "banner-danger"}`;
+    show("sos-status", received ? t("sos_received", { t: clock(Date.parse(sos.receivedAt)) }) : t("sos_sending"));
+  } else {
+    show("sos-status", "");
+  }
+
+  const duty = $("duty");
+  duty.textContent = t(state.onDuty ? "go_off_duty" : "go_on_duty");
+  duty.setAttribute("aria-pressed", String(state.onDuty));
+  duty.classList.toggle("on", state.onDuty);
+  const dutyState = $("duty-state");
+  dutyState.className = `duty-state ${state.onDuty ? "on" : "off"}`;
+  dutyState.textContent =
+    t(state.onDuty ? "on_duty" : "off_duty") +
+    (state.dutySynced || state.connection === "connected" ? "" : ` · ${t("duty_pending")}`);
+
+  const fix = state.lastFix;
+  $("last-fix").textContent = fix
+    ? `${clock(fix.ts)} · ${t("accuracy", { m: Math.round(fix.accuracy) })}`
+    : state.onDuty
+      ? t("no_fix_yet")
+      : t("unknown");
+  $("queued").textContent = String(state.queued);
+  $("queued").classList.toggle("warn", state.queued > 0);
+  $("battery").textContent = state.battery
+    ? `${Math.round(state.battery.level * 100)} %${state.battery.charging ? ` · ${t("charging")}` : ""}`
+    : t("unknown");
+  $("background").hidden = !state.onDuty;
+  $("native-url").textContent = `${location.origin}/osmand  ·  id = ${state.token}`;
+
+  const tasks = $("tasks");
+  tasks.replaceChildren(
+    ...state.tasks.map((task, index) => {
+      const card = $("task-template").content.firstElementChild.cloneNode(true);
+      translatePage(card);
+      card.querySelector(".task-title").textContent = task.title || task.text || "";
+      card.querySelector(".task-body").textContent = task.body || task.details || "";
+      card.querySelector(".task-dismiss").addEventListener("click", () => dismissTask(index));
+      return card;
+    }),
+  );
+}
+
+// --- start ------------------------------------------------------------------------------
+
+async function start() {
+  translatePage();
+  queue = await FixQueue.open();
+  const linked = tokenFromLink();
+  if (linked) await pair(linked);
+  state.lastFix = JSON.parse(localStorage.getItem(KEY.lastFix) || "null");
+  await refreshCounts();
+
+  $("pair-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    await pair($("token-input").value.trim());
+    connect();
+    render();
+  });
+  // A pairing link opened while the app is already open changes only the hash.
+  window.addEventListener("hashchange", async () => {
+    const token = tokenFromLink();
+    if (!token) return;
+    await pair(token);
+    await refreshCounts();
+    connect();
+    render();
+  });
+  $("unpair").addEventListener("click", unpair);
+  $("duty").addEventListener("click", () => {
+    // A tap is the user gesture that lets the task chime play later.
+    if (!audio && window.AudioContext) audio = new AudioContext();
+    setDuty(!state.onDuty);
+  });
+  holdToConfirm($("sos"), 2000, raiseSos);
+  document.addEventListener("visibilitychange", keepScreenOn);
+  setInterval(() => {
+    flush();
+    render();
+  }, 5000);
+
+  watchBattery();
+  if (state.onDuty) await setDuty(true, { send: false });
+  connect();
+  render();
+  if ("serviceWorker" in navigator) {
+    navigator.serviceWorker.register("/m/sw.js", { scope: "/m" }).catch((err) => {
+      console.warn("service worker not registered", err);
+    });
+  }
+  state.ready = true;
+}
+
+start();

@@ -1,0 +1,1 @@
+"""Pages for staff and the phone app."""

@@ -1,0 +1,56 @@
+"""Command-centre pages: login and the live map."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, current_app, redirect, render_template, url_for
+from flask_babel import get_locale
+from flask_login import current_user
+
+from .i18n import LANG_COOKIE, js_messages
+
+bp = Blueprint("staff", __name__, template_folder="templates")
+
+
+def _page_settings() -> dict[str, Any]:
+    """Return what the map's script needs to know about this deployment and this user."""
+    config = current_app.config
+    return {
+        "tile_url": config["MAP_TILE_URL"],
+        "tile_attribution": config["MAP_TILE_ATTRIBUTION"],
+        "gcj02": config["MAP_GCJ02"],
+        "stale_after_s": config["STALE_AFTER_S"],
+        "live_interval_s": config["LIVE_INTERVAL_S"],
+        "viewport_min_people": config["LIVE_VIEWPORT_MIN_PEOPLE"],
+        "roles": list(config["PERSON_ROLES"]),
+        "lang": str(get_locale()),
+        "lang_cookie": LANG_COOKIE,
+        "user": {
+            "username": current_user.username,
+            "role": current_user.role,
+            "unit_id": current_user.unit_id,
+        },
+        "messages": js_messages(),
+    }
+
+
+@bp.get("/")
+def live_map():
+    """Show the live map, or send a visitor without a session to the login page."""
+    if not current_user.is_authenticated:
+        return redirect(url_for("staff.login_page"))
+    return render_template(
+        "staff/map.html",
+        settings=_page_settings(),
+        lang=str(get_locale()),
+        lang_cookie=LANG_COOKIE,
+    )
+
+
+@bp.get("/login")
+def login_page():
+    """Show the login form; the page posts to /api/v1/session."""
+    if current_user.is_authenticated:
+        return redirect(url_for("staff.live_map"))
+    return render_template("staff/login.html", lang=str(get_locale()), lang_cookie=LANG_COOKIE)

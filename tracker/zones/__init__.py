@@ -1,0 +1,1 @@
+"""Grids and patrol zones: boundary import, grid matching and the alert rules."""
