@@ -8,6 +8,7 @@ from typing import Any
 from flask import Flask
 
 from . import auth, cli
+from .api.incidents import bp as incidents_api_bp
 from .api.routes import bp as api_bp
 from .api.zones import bp as zones_api_bp
 from .config import PROJECT_ROOT, Config
@@ -67,6 +68,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     app.register_blueprint(api_bp)
     app.register_blueprint(zones_api_bp)
+    app.register_blueprint(incidents_api_bp)
     app.register_blueprint(ingest_http_bp)
     app.register_blueprint(phone_bp)
     app.register_blueprint(staff_bp)

@@ -273,6 +273,8 @@ class Incident(db.Model):
     geom: Mapped[WKBElement] = mapped_column(Geometry("POINT", srid=4326, spatial_index=False))
     description: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16), server_default=text("'open'"))
+    # The creating dispatcher's unit: staff see incidents of their unit and the units below.
+    unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id", ondelete="SET NULL"))
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 

@@ -96,3 +96,11 @@ class DeviceNamespace(Namespace):
     def on_sos(self, payload: Any = None) -> dict[str, Any]:
         """Sent by a phone whose user long-pressed SOS; staff in scope see it at once."""
         return service.raise_sos(self.devices[request.sid], payload)
+
+    @_never_raise
+    def on_task_update(self, payload: Any = None) -> dict[str, Any]:
+        """Sent by a phone accepting or finishing a task: `{"id", "status"}`."""
+        # Imported here because dispatch imports this module to send tasks to phones.
+        from ..dispatch.service import update_task
+
+        return update_task(self.devices[request.sid], payload)

@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 from ..extensions import db, socketio
-from .rooms import rooms_for_person
+from .rooms import rooms_for_person, rooms_for_unit
 
 log = logging.getLogger(__name__)
 
@@ -27,3 +27,10 @@ def publish_positions(
     socketio.emit(
         "positions", {"positions": positions}, namespace=NAMESPACE, to=to, skip_sid=skip_sids
     )
+
+
+def publish_incident(incident: dict[str, Any], unit_id: int | None) -> None:
+    """Push an `incident` update to the viewers whose scope covers the incident's unit."""
+    rooms = rooms_for_unit(db.session, unit_id)
+    socketio.emit("incident", incident, namespace=NAMESPACE, to=rooms)
+    log.info("incident %s (%s) sent to %s", incident.get("id"), incident.get("status"), rooms)

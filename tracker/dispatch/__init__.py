@@ -1,0 +1,1 @@
+"""Dispatch: incidents, the nearest people to send, and the tasks that follow them."""
