@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import requests
+import socketio
 from sqlalchemy import func, select
 
 from tests.conftest import ROOT, Phone, ServerProcess
@@ -281,8 +282,42 @@ def test_rejected_fix_is_dropped_and_counted(app, make_phone, phone_server, cont
     shot(page, "7-rejected")
 
 
-def test_sos_is_stored_once_and_acknowledged(app, make_phone, phone_server, context_for):
-    phone = make_phone()
+class StaffViewer:
+    """A command-centre client logged in with a staff session and connected to /live."""
+
+    def __init__(self, url: str, username: str, password: str) -> None:
+        """Log in over the API and connect to /live with the session cookie."""
+        http = requests.Session()
+        http.post(
+            f"{url}/api/v1/session", json={"username": username, "password": password}, timeout=5
+        ).raise_for_status()
+        cookie = "; ".join(f"{k}={v}" for k, v in http.cookies.items())
+        self.alerts: list[tuple[float, dict[str, Any]]] = []
+        self.client = socketio.Client(reconnection=False)
+        self.client.on("alert", self._on_alert, namespace="/live")
+        self.client.connect(
+            url,
+            namespaces=["/live"],
+            headers={"Cookie": cookie},
+            transports=["websocket"],
+            wait_timeout=10,
+        )
+
+    def _on_alert(self, alert: dict[str, Any]) -> None:
+        self.alerts.append((time.monotonic(), alert))
+
+    def close(self) -> None:
+        """Disconnect."""
+        self.client.disconnect()
+
+
+def test_sos_reaches_staff_in_scope_within_2_s_and_is_stored_once(
+    app, make_phone, make_unit, make_user, phone_server, context_for
+):
+    unit, other_unit = make_unit(), make_unit()
+    phone = make_phone(unit_id=unit)
+    in_scope = StaffViewer(phone_server.url, *make_user("dispatcher", unit))
+    out_of_scope = StaffViewer(phone_server.url, *make_user("dispatcher", other_unit))
     context = context_for(phone_server.url)
     page = open_app(context, phone_server, phone)
     walk = go_on_duty(context, page)
@@ -296,7 +331,14 @@ def test_sos_is_stored_once_and_acknowledged(app, make_phone, phone_server, cont
     assert page.evaluate("window.trackerPhone.sos.length") == 0, "a short press must not send"
     page.mouse.down()
     wait_for(page, "window.trackerPhone.sos.length === 1", timeout_s=5)
+    raised = time.monotonic()
     page.mouse.up()
+    deadline = raised + 2.0
+    while not in_scope.alerts and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert in_scope.alerts, "the SOS did not reach the command centre within 2 s"
+    latency_s = in_scope.alerts[0][0] - raised
+    print(f"SOS reached /live {latency_s * 1000:.0f} ms after the long press completed")
     wait_for(page, "window.trackerPhone.sos[0].receivedAt !== null")
     shot(page, "8-sos-received")
 
@@ -308,6 +350,8 @@ def test_sos_is_stored_once_and_acknowledged(app, make_phone, phone_server, cont
     assert (alert.kind, alert.device_id) == ("sos", phone.device_id)
     assert alert.note == "fell on the stairs"
     assert (alert.lat, alert.lon) == pytest.approx(walk.emulated[-1][:2])
+    pushed = in_scope.alerts[0][1]
+    assert (pushed["id"], pushed["kind"], pushed["person_id"]) == (alert.id, "sos", phone.person_id)
 
     sent = page.evaluate("window.trackerPhone.sos[0]")
     resend = TestPhone(phone_server.url, phone.token).connect()
@@ -318,6 +362,11 @@ def test_sos_is_stored_once_and_acknowledged(app, make_phone, phone_server, cont
     finally:
         resend.close()
     assert ack["ok"] is True and ack["duplicate"] is True and ack["alert_id"] == alert.id
+    time.sleep(0.5)  # a resend must not be pushed again; give a wrong push time to arrive
+    in_scope.close()
+    out_of_scope.close()
+    assert len(in_scope.alerts) == 1
+    assert out_of_scope.alerts == []
 
 
 def test_queue_cap_drops_the_oldest_and_tells_the_user(app, make_phone, phone_server, context_for):
