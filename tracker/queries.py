@@ -416,7 +416,13 @@ class Track:
     ended_at: datetime | None
 
 
-def track(session: Session, person_id: int, start: datetime, end: datetime) -> Track:
+def track(
+    session: Session,
+    person_id: int,
+    start: datetime,
+    end: datetime,
+    simplify_m: float | None = None,
+) -> Track:
     """Return a person's track in time order, with its geodesic length.
 
     Args:
@@ -424,19 +430,34 @@ def track(session: Session, person_id: int, start: datetime, end: datetime) -> T
         person_id: whose track.
         start: first instant included.
         end: first instant excluded.
+        simplify_m: if given, drop vertices that move the line by less than about this
+            many metres (Douglas-Peucker), for display; length and counts stay exact.
 
     Returns:
         The track; its geometry is None when there are no positions.
     """
-    line = func.ST_MakeLine(aggregate_order_by(Position.geom, Position.ts))
-    row = session.execute(
+    built = (
         select(
-            func.ST_AsGeoJSON(line).label("geojson"),
+            func.ST_MakeLine(aggregate_order_by(Position.geom, Position.ts)).label("line"),
             func.count().label("points"),
-            func.coalesce(func.ST_Length(func.geography(line)), 0).label("distance_m"),
             func.min(Position.ts).label("started_at"),
             func.max(Position.ts).label("ended_at"),
-        ).where(and_(Position.person_id == person_id, Position.ts >= start, Position.ts < end))
+        )
+        .where(and_(Position.person_id == person_id, Position.ts >= start, Position.ts < end))
+        .subquery()
+    )
+    shown = built.c.line
+    if simplify_m:
+        # Degrees of latitude are ~111 km everywhere; good enough for a display tolerance.
+        shown = func.ST_SimplifyPreserveTopology(built.c.line, simplify_m / 111_320)
+    row = session.execute(
+        select(
+            func.ST_AsGeoJSON(shown).label("geojson"),
+            built.c.points,
+            func.coalesce(func.ST_Length(func.geography(built.c.line)), 0).label("distance_m"),
+            built.c.started_at,
+            built.c.ended_at,
+        )
     ).one()
     return Track(row.geojson, row.points, float(row.distance_m), row.started_at, row.ended_at)
 

@@ -133,6 +133,12 @@ def test_track_is_scoped_and_windowed(app, client, make_unit, make_phone, make_u
     recent = client.get(f"/api/v1/people/{a.person_id}/track", query_string={"from": since}).json
     assert recent["properties"]["points"] == 1
     assert recent["geometry"] == {"type": "Point", "coordinates": [116.4, 39.92]}
+    simple = client.get(f"/api/v1/people/{a.person_id}/track?simplify=50").json
+    # The three fixes lie on one meridian: simplified, the middle one goes; counts stay exact.
+    assert simple["geometry"]["coordinates"] == [[116.4, 39.9], [116.4, 39.92]]
+    assert simple["properties"]["points"] == 3
+    assert simple["properties"]["distance_m"] == track["properties"]["distance_m"]
+    assert client.get(f"/api/v1/people/{a.person_id}/track?simplify=-1").status_code == 400
     bad = client.get(f"/api/v1/people/{a.person_id}/track?from=yesterday")
     assert bad.status_code == 400 and bad.json["error"] == "from: not an ISO-8601 date-time"
 

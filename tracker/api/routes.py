@@ -107,7 +107,15 @@ def track(person_id: int):
     start = _parse_time("from", end - timedelta(days=1))
     if start >= end:
         abort(400, description="from: must be before to")
-    result = queries.track(db.session, person_id, start, end)
+    simplify_m = None
+    if "simplify" in request.args:
+        try:
+            simplify_m = float(request.args["simplify"])
+        except ValueError:
+            abort(400, description="simplify: must be a number of metres")
+        if not 0 < simplify_m <= 10_000:
+            abort(400, description="simplify: must be between 0 and 10000 metres")
+    result = queries.track(db.session, person_id, start, end, simplify_m)
     geometry: dict[str, Any] | None = None
     if result.geometry_geojson is not None:
         geometry = json.loads(result.geometry_geojson)
