@@ -126,14 +126,14 @@
 
   /** Return the heading arrow: a wedge above the centre, rotated with the heading. */
   function arrowImage() {
-    var size = 48;
+    var size = 64;
     var canvas = document.createElement("canvas");
     canvas.width = canvas.height = size;
     var ctx = canvas.getContext("2d");
     ctx.beginPath();
-    ctx.moveTo(size / 2, 1);
-    ctx.lineTo(size / 2 + 8, 14);
-    ctx.lineTo(size / 2 - 8, 14);
+    ctx.moveTo(size / 2, 2);
+    ctx.lineTo(size / 2 + 9, 19);
+    ctx.lineTo(size / 2 - 9, 19);
     ctx.closePath();
     ctx.fillStyle = "#1c2733";
     ctx.strokeStyle = "#ffffff";
@@ -192,7 +192,7 @@
           "icon-rotation-alignment": "map",
           "icon-allow-overlap": true,
           "icon-ignore-placement": true,
-          "icon-size": ["interpolate", ["linear"], ["zoom"], 10, 0.55, 15, 0.9],
+          "icon-size": ["interpolate", ["linear"], ["zoom"], 10, 0.6, 15, 1],
         },
       });
       map.addLayer({
@@ -352,6 +352,7 @@
   function applyPositions(batch) {
     merge(batch.map(recordFrom));
     scheduleRender();
+    fitOnce();
   }
 
   function featureToItem(feature) {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import current_app, request
+from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
 
 LANG_COOKIE = "lang"
@@ -59,3 +60,9 @@ def select_locale() -> str:
 def js_messages() -> dict[str, str]:
     """Return the script's strings in the request's language."""
     return {key: str(text) for key, text in JS_MESSAGES.items()}
+
+
+def page_language() -> str:
+    """Return the request's language as the pages name it: zh_CN or en."""
+    locale = get_locale()
+    return "zh_CN" if locale is not None and locale.language == "zh" else "en"

@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, current_app, redirect, render_template, url_for
-from flask_babel import get_locale
 from flask_login import current_user
 
-from .i18n import LANG_COOKIE, js_messages
+from .i18n import LANG_COOKIE, js_messages, page_language
 
 bp = Blueprint("staff", __name__, template_folder="templates")
 
@@ -24,7 +23,7 @@ def _page_settings() -> dict[str, Any]:
         "live_interval_s": config["LIVE_INTERVAL_S"],
         "viewport_min_people": config["LIVE_VIEWPORT_MIN_PEOPLE"],
         "roles": list(config["PERSON_ROLES"]),
-        "lang": str(get_locale()),
+        "lang": page_language(),
         "lang_cookie": LANG_COOKIE,
         "user": {
             "username": current_user.username,
@@ -43,7 +42,7 @@ def live_map():
     return render_template(
         "staff/map.html",
         settings=_page_settings(),
-        lang=str(get_locale()),
+        lang=page_language(),
         lang_cookie=LANG_COOKIE,
     )
 
@@ -53,4 +52,4 @@ def login_page():
     """Show the login form; the page posts to /api/v1/session."""
     if current_user.is_authenticated:
         return redirect(url_for("staff.live_map"))
-    return render_template("staff/login.html", lang=str(get_locale()), lang_cookie=LANG_COOKIE)
+    return render_template("staff/login.html", lang=page_language(), lang_cookie=LANG_COOKIE)
