@@ -345,9 +345,101 @@ def import_track(person_id: int, path: Path) -> None:
         raise SystemExit(1)
 
 
+SIM_ROLES = ("volunteer", "patrol", "grid_worker", "street_chief")
+
+
+@click.command("simulate")
+@click.option("--people", "count", type=click.IntRange(1, 100_000), default=10, show_default=True)
+@click.option(
+    "--interval",
+    type=click.FloatRange(0.1, 3600),
+    default=5.0,
+    show_default=True,
+    help="seconds between fixes of each phone",
+)
+@click.option(
+    "--trace",
+    "traces",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="GPX/CSV/GeoJSON trace to replay (repeatable)",
+)
+@click.option("--area", help="west,south,east,north: walk inside this box")
+@click.option("--unit", "unit_id", type=int, help="walk inside the grids below this unit")
+@click.option("--url", default=None, help="server to drive (default: PUBLIC_URL or :5000)")
+@click.option("--duration", type=float, default=None, help="stop after this many seconds")
+@click.option("--seed", type=int, default=1, show_default=True)
+@with_appcontext
+def simulate_command(count, interval, traces, area, unit_id, url, duration, seed) -> None:
+    """Drive simulated phones through the real /device protocol (Ctrl-C stops)."""
+    import asyncio
+
+    from shapely import box
+    from shapely.geometry import shape
+
+    from .ingest.tracks import TrackFileError, read_track
+    from .sim.runner import SimPhone, simulate, terminal_report
+    from .sim.walks import PatrolWalk, TraceReplay, random_point_in
+
+    rng = random.Random(seed)
+    if area:
+        try:
+            west, south, east, north = (float(v) for v in area.split(","))
+        except ValueError:
+            raise click.BadParameter("must be west,south,east,north", param_hint="--area") from None
+        areas = [(None, box(west, south, east, north))]
+    else:
+        grids = queries.grid_boundaries(db.session, unit_id)
+        if not grids:
+            raise click.UsageError("no grids with boundaries here: import some, or use --area")
+        areas = [(g.id, shape(json.loads(g.geojson))) for g in grids]
+    recorded = []
+    for path in traces:
+        try:
+            items = read_track(path)
+        except TrackFileError as exc:
+            raise click.BadParameter(str(exc), param_hint="--trace") from None
+        recorded.append([(i["lat"], i["lon"]) for i in items if "lat" in i and "lon" in i])
+    people, movers = [], []
+    for n in range(count):
+        grid_id, grid_area = areas[n % len(areas)]
+        name = f"模拟 Sim {n + 1:04d}"
+        person = queries.person_by_name(db.session, name) or queries.add_person(
+            db.session, name, SIM_ROLES[n % len(SIM_ROLES)], grid_id, None
+        )
+        if grid_id is not None:
+            queries.assign_patrol_unit(db.session, person.id, grid_id)
+        people.append(person.id)
+        if recorded:
+            lat, lon = random_point_in(grid_area, rng)
+            movers.append(TraceReplay(recorded[n % len(recorded)], lat, lon))
+        else:
+            movers.append(PatrolWalk(grid_area, random.Random(rng.random())))
+    queries.revoke_labelled_devices(db.session, people, "simulator")
+    tokens = []
+    for person_id in people:
+        token = new_device_token()
+        queries.add_device(db.session, person_id, "simulator", hash_token(token))
+        tokens.append(token)
+    db.session.commit()
+    server = url or current_app.config.get("PUBLIC_URL") or "http://127.0.0.1:5000"
+    phones = [
+        SimPhone(server, token, mover, interval, random.Random(rng.random()))
+        for token, mover in zip(tokens, movers, strict=True)
+    ]
+    click.echo(f"simulating {count} phones against {server}, a fix every {interval:g} s")
+    try:
+        stats = asyncio.run(simulate(phones, duration, terminal_report))
+    except KeyboardInterrupt:
+        click.echo("\nstopped")
+        return
+    click.echo(f"\n{stats.line()}")
+
+
 def init_app(app: Flask) -> None:
     """Register the commands with the app's CLI."""
     for group in (units_cli, people_cli, devices_cli, users_cli, partitions_cli):
         app.cli.add_command(group)
     app.cli.add_command(seed_demo)
     app.cli.add_command(import_track)
+    app.cli.add_command(simulate_command)

@@ -1216,3 +1216,32 @@ def incident_point(session: Session, incident_id: int) -> tuple[float, float]:
         select(func.ST_Y(Incident.geom), func.ST_X(Incident.geom)).where(Incident.id == incident_id)
     ).one()
     return row[0], row[1]
+
+
+# --- simulator ---------------------------------------------------------------------------
+
+
+def grid_boundaries(session: Session, under_unit_id: int | None) -> list[Any]:
+    """Return (id, name, geojson) of the grids with a boundary, optionally under a unit."""
+    stmt = select(Unit.id, Unit.name, func.ST_AsGeoJSON(Unit.boundary).label("geojson")).where(
+        Unit.kind == "grid", Unit.boundary.isnot(None)
+    )
+    if under_unit_id is not None:
+        stmt = stmt.where(Unit.id.in_(select(unit_subtree(under_unit_id).c.id)))
+    return list(session.execute(stmt.order_by(Unit.id)))
+
+
+def person_by_name(session: Session, name: str) -> Person | None:
+    """Return the first person with exactly this name."""
+    return session.execute(
+        select(Person).where(Person.name == name).order_by(Person.id).limit(1)
+    ).scalar_one_or_none()
+
+
+def revoke_labelled_devices(session: Session, person_ids: Sequence[int], label: str) -> None:
+    """Revoke the people's active devices that carry a label (e.g. the simulator's)."""
+    session.execute(
+        update(Device)
+        .where(Device.person_id.in_(person_ids), Device.label == label, Device.revoked_at.is_(None))
+        .values(revoked_at=func.now())
+    )

@@ -1,0 +1,1 @@
+"""The simulator: phones that walk their grids and speak the real /device protocol."""
