@@ -204,6 +204,27 @@ def ensure_partitions(days_ahead: int | None) -> None:
     click.echo(f"{created} partitions created")
 
 
+@partitions_cli.command("prune")
+@click.option(
+    "--retention-days", type=click.IntRange(1), default=None, help="default: RETENTION_DAYS (90)"
+)
+def prune_partitions(retention_days: int | None) -> None:
+    """Drop whole days of positions older than the retention; safe to run from cron.
+
+    Latest positions, alerts and incidents are kept: only the track history goes.
+    """
+    days = retention_days or current_app.config["RETENTION_DAYS"]
+    cutoff = datetime.now(UTC).date() - timedelta(days=days)
+    if not queries.try_advisory_lock(db.session, "tracker_partition_prune"):
+        click.echo("another prune is running; nothing done")
+        return
+    dropped = [day for day in sorted(queries.partition_days(db.session)) if day < cutoff]
+    for day in dropped:
+        queries.drop_partition(db.session, day)
+    db.session.commit()
+    click.echo(f"{len(dropped)} partitions older than {cutoff} dropped")
+
+
 # A small demo around Beijing's Dongcheng district: two grids side by side.
 DEMO_ORIGIN = (116.4105, 39.9280)  # lon, lat
 DEMO_PEOPLE = [

@@ -78,6 +78,8 @@ class Config:
     INGEST_ACK_TIMEOUT_S = _float("INGEST_ACK_TIMEOUT_S", 10.0)
     # Future partitions of positions are created this many days ahead.
     PARTITION_DAYS_AHEAD = _int("PARTITION_DAYS_AHEAD", 7)
+    # `flask partitions prune` drops days of positions older than this.
+    RETENTION_DAYS = _int("RETENTION_DAYS", 90)
 
     # Socket.IO: one Redis URL makes several processes share one feed.
     SOCKETIO_MESSAGE_QUEUE = os.environ.get("SOCKETIO_MESSAGE_QUEUE") or None

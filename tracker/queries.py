@@ -1245,3 +1245,16 @@ def revoke_labelled_devices(session: Session, person_ids: Sequence[int], label: 
         .where(Device.person_id.in_(person_ids), Device.label == label, Device.revoked_at.is_(None))
         .values(revoked_at=func.now())
     )
+
+
+def drop_partition(conn: Connection | Session, day: date) -> bool:
+    """Drop the positions partition of one UTC day; return False if there was none.
+
+    Args:
+        conn: a connection or session; the caller commits.
+        day: the UTC calendar day.
+
+    Returns:
+        True if the partition existed and was dropped.
+    """
+    return bool(conn.execute(select(func.tracker_drop_partition(day))).scalar())
