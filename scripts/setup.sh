@@ -28,6 +28,11 @@ if [ "$MODE" = test ]; then
   # Screenshots of the Chinese UI need a CJK font in the test browser.
   if [ -z "$(fc-list :lang=zh 2>/dev/null)" ]; then missing+=(fonts-wqy-microhei); fi
 fi
+# The multi-process stack (scripts/stack.sh sets WITH_STACK=1; tests/e2e/test_stack.py).
+if [ "$MODE" = test ] || [ "${WITH_STACK:-0}" = 1 ]; then
+  command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx)
+  command -v redis-server >/dev/null || missing+=(redis-server)
+fi
 APT_UPDATED=0
 apt_install() {
   if [ "$APT_UPDATED" = 0 ]; then
