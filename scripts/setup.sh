@@ -74,7 +74,7 @@ fi
 mkdir -p static/vendor
 cp node_modules/maplibre-gl/dist/maplibre-gl.js node_modules/maplibre-gl/dist/maplibre-gl.css \
   node_modules/socket.io-client/dist/socket.io.min.js static/vendor/
-.venv/bin/pybabel compile -q -d tracker/translations
+.venv/bin/pybabel -q compile -d tracker/translations
 
 # --- database ----------------------------------------------------------------
 if [ -z "${DATABASE_URL:-}" ]; then
