@@ -44,16 +44,20 @@ worker_user() {
 }
 
 render_nginx_conf() {
-  local listen="${STACK_LISTEN:-127.0.0.1:$STACK_PORT}" servers="" upstream
+  local listen="${STACK_LISTEN:-127.0.0.1:$STACK_PORT}" servers="" upstream nofile
   [ -n "${STACK_UPSTREAMS:-}" ] || die "STACK_UPSTREAMS is empty"
   for upstream in $STACK_UPSTREAMS; do
     servers+="        server $upstream max_fails=1 fail_timeout=10s;"$'\n'
   done
+  # nginx cannot raise its workers' limit above the hard limit (containers often cap it).
+  nofile="$(ulimit -Hn)"
+  if [ "$nofile" = unlimited ] || [ "$nofile" -gt 65536 ]; then nofile=65536; fi
   # awk, not sed: the replacements contain slashes and newlines.
   awk -v user="$(worker_user_line)" -v dir="$STACK_DIR" -v listen="$listen" \
-      -v servers="${servers%$'\n'}" '
+      -v nofile="$nofile" -v servers="${servers%$'\n'}" '
     /^@SERVERS@$/ { print servers; next }
-    { gsub(/@USER_LINE@/, user); gsub(/@STACK_DIR@/, dir); gsub(/@LISTEN@/, listen); print }
+    { gsub(/@USER_LINE@/, user); gsub(/@STACK_DIR@/, dir); gsub(/@LISTEN@/, listen)
+      gsub(/@NOFILE@/, nofile); print }
   ' deploy/nginx.conf
 }
 
