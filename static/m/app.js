@@ -229,9 +229,13 @@ async function flush() {
 
 async function refreshCounts() {
   if (!queue) return;
-  state.queued = await queue.count();
-  state.rejected = await queue.meta("rejected");
-  state.capped = await queue.meta("capped");
+  const [queued, rejected, capped] = await Promise.all([
+    queue.count(),
+    queue.meta("rejected"),
+    queue.meta("capped"),
+  ]);
+  Object.assign(state, { queued, rejected, capped });
+  render();
 }
 
 // --- sampling -------------------------------------------------------------------------
@@ -434,6 +438,16 @@ function onTask(task, ack) {
   if (typeof ack === "function") ack({ ok: true });
 }
 
+// Tell the command centre the task was accepted or done; the button stays until it knows.
+async function updateTask(task, status) {
+  const ack = await call("task_update", { id: task.id, status }, settings.ack_timeout_s);
+  if (ack && ack.ok) {
+    task.status = ack.status;
+    localStorage.setItem(KEY.tasks, JSON.stringify(state.tasks));
+  }
+  render();
+}
+
 function dismissTask(index) {
   state.tasks.splice(index, 1);
   localStorage.setItem(KEY.tasks, JSON.stringify(state.tasks));
@@ -522,9 +536,14 @@ function render() {
     ...state.tasks.map((task, index) => {
       const card = $("task-template").content.firstElementChild.cloneNode(true);
       translatePage(card);
-      card.querySelector(".task-title").textContent = task.title || task.text || "";
-      card.querySelector(".task-body").textContent = task.body || task.details || "";
-      card.querySelector(".task-dismiss").addEventListener("click", () => dismissTask(index));
+      card.querySelector(".task-title").textContent = task.description || task.title || "";
+      card.querySelector(".task-body").textContent = Number.isFinite(task.distance_m)
+        ? t("task_distance", { m: Math.round(task.distance_m) })
+        : "";
+      const next = { assigned: "accepted", accepted: "done" }[task.status];
+      const button = card.querySelector(".task-dismiss");
+      button.textContent = t(next ? `task_${next}` : "task_dismiss");
+      button.addEventListener("click", () => (next ? updateTask(task, next) : dismissTask(index)));
       return card;
     }),
   );

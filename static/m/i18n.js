@@ -48,6 +48,9 @@ const MESSAGES = {
     sos_received: "SOS received by the command centre at {t}",
     task_title: "New task",
     task_dismiss: "OK",
+    task_accepted: "Accept",
+    task_done: "Done",
+    task_distance: "About {m} m from you",
     help: "Help",
   },
   zh: {
@@ -91,6 +94,9 @@ const MESSAGES = {
     sos_received: "指挥中心已于 {t} 收到求助",
     task_title: "新任务",
     task_dismiss: "知道了",
+    task_accepted: "接受",
+    task_done: "已完成",
+    task_distance: "距离你约 {m} 米",
     help: "帮助",
   },
 };

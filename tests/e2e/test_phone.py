@@ -181,17 +181,27 @@ def test_pair_go_on_duty_and_fixes_reach_postgis(app, make_phone, phone_server, 
     for _ in range(8):
         walk.step()
     wait_for(page, "window.trackerPhone.queued === 0 && window.trackerPhone.stored === 9")
-    assert page.inner_text("#queued") == "0"
+    wait_for(page, "document.getElementById('queued').textContent === '0'")
     assert "±" in page.inner_text("#last-fix")
     assert_same_track(app, walk, phone)
     shot(page, "3-on-duty")
 
     requests.post(
         f"{phone_server.url}/m/_test/task",
-        json={"device_id": phone.device_id, "task": {"id": 7, "title": "Check gate 3"}},
+        json={
+            "device_id": phone.device_id,
+            "task": {
+                "id": 7,
+                "description": "Check gate 3",
+                "distance_m": 240.4,
+                "status": "assigned",
+            },
+        },
         timeout=5,
     ).raise_for_status()
     page.wait_for_selector("#tasks .task-title:text('Check gate 3')", timeout=5000)
+    assert page.inner_text("#tasks .task-body") == "About 240 m from you"
+    assert page.inner_text("#tasks .task-dismiss") == "Accept"
     shot(page, "4-task")
 
     page.click("#duty")
@@ -215,7 +225,7 @@ def test_offline_and_reload_lose_nothing_and_store_each_fix_once(
     for _ in range(6):
         walk.step()
     wait_for(page, "window.trackerPhone.queued === 6")
-    assert page.inner_text("#queued") == "6"
+    wait_for(page, "document.getElementById('queued').textContent === '6'")
     assert page.inner_text("#conn-text") != "已连接"
     shot(page, "5-offline-queued-zh")
 
@@ -274,7 +284,7 @@ def test_rejected_fix_is_dropped_and_counted(app, make_phone, phone_server, cont
     context.set_geolocation({"latitude": 0, "longitude": 0, "accuracy": 0})
     wait_for(page, f"window.trackerPhone.recorded === {recorded + 1}")
     wait_for(page, "window.trackerPhone.rejected === 1 && window.trackerPhone.queued === 0")
-    assert "1" in page.inner_text("#rejected")
+    wait_for(page, "document.getElementById('rejected').textContent.includes('1')")
     walk.step(START[0] + 0.01, START[1])
     wait_for(page, "window.trackerPhone.stored === 3 && window.trackerPhone.queued === 0")
     assert page.evaluate("window.trackerPhone.rejected") == 1
@@ -379,7 +389,7 @@ def test_queue_cap_drops_the_oldest_and_tells_the_user(app, make_phone, phone_se
     for _ in range(25):
         walk.step()
     wait_for(page, "window.trackerPhone.queued === 20 && window.trackerPhone.capped === 6")
-    assert "6" in page.inner_text("#capped")
+    wait_for(page, "document.getElementById('capped').textContent.includes('6')")
     shot(page, "9-queue-cap")
     context.set_offline(False)
     wait_for(page, "window.trackerPhone.queued === 0", timeout_s=40)
@@ -431,7 +441,7 @@ def test_a_day_offline_is_kept_and_flushed_in_bounded_batches(
     page.evaluate(FILL_QUEUE, [n, start_ms])
     page.reload()
     wait_for(page, f"window.trackerPhone.ready && window.trackerPhone.queued === {n}")
-    assert page.inner_text("#queued") == str(n)
+    wait_for(page, f"document.getElementById('queued').textContent === '{n}'")
     shot(page, "10-a-day-queued")
 
     began = time.monotonic()
