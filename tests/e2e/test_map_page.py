@@ -118,7 +118,8 @@ def test_clicking_a_person_shows_details_and_todays_trail(
         for i in range(4)
     ]
     assert phone.send(fixes)["ok"]
-    page = open_map(browser, server.url, *make_user("admin"))
+    # Scoped to the grid so that no one else's marker can sit under the click.
+    page = open_map(browser, server.url, *make_user("dispatcher", grid))
     try:
         marker = drawn(page, person.person_id)
         assert marker is not None and marker["lat"] == pytest.approx(39.9215)

@@ -113,10 +113,10 @@ class LiveFeed:
             except Exception:
                 log.exception("live push failed")
 
-    def _unit_parents(self) -> dict[int, int | None]:
-        """Return the unit tree, re-read at most every UNIT_TREE_TTL_S."""
+    def _unit_parents(self, unit_ids: set[int]) -> dict[int, int | None]:
+        """Return the unit tree, re-read every UNIT_TREE_TTL_S or when a unit is new to it."""
         now = time.monotonic()
-        if now - self._parents_read_at > UNIT_TREE_TTL_S:
+        if now - self._parents_read_at > UNIT_TREE_TTL_S or not unit_ids <= self._parents.keys():
             self._parents = queries.unit_parents(db.session)
             self._parents_read_at = now
         return self._parents
@@ -150,7 +150,7 @@ class LiveFeed:
         assert self._app is not None
         with self._app.app_context():
             people = queries.people_on_map(db.session, list(fresh))
-            parents = self._unit_parents()
+            parents = self._unit_parents({p.unit_id for p in people if p.unit_id is not None})
             db.session.remove()
         by_room: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for person in people:
