@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import auth, cli
 from .api.incidents import bp as incidents_api_bp
@@ -34,6 +35,20 @@ def _make_psycopg2_cooperative() -> None:
         patch_psycopg()
 
 
+def _message_queue(url: str | None) -> dict[str, Any]:
+    """Return the Socket.IO arguments that share one feed between processes through Redis.
+
+    Flask-SocketIO hands only redis:// and rediss:// URLs to python-socketio's Redis
+    manager; a Sentinel URL (redis+sentinel://h1:p1,h2:p2/0/mymaster) needs the manager
+    built here.
+    """
+    if url and url.startswith("redis+sentinel://"):
+        from socketio import RedisManager
+
+        return {"client_manager": RedisManager(url, channel="flask-socketio")}
+    return {"message_queue": url}
+
+
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Create and configure an instance of the Flask application."""
     _make_psycopg2_cooperative()
@@ -57,11 +72,15 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     socketio.init_app(
         app,
         async_mode="gevent",
-        message_queue=app.config["SOCKETIO_MESSAGE_QUEUE"],
         max_http_buffer_size=app.config["SOCKETIO_MAX_HTTP_BUFFER_SIZE"],
         ping_interval=20,
         ping_timeout=20,
+        **_message_queue(app.config["SOCKETIO_MESSAGE_QUEUE"]),
     )
+    if hops := app.config["PROXY_HOPS"]:
+        # Outermost, so that Engine.IO's same-origin check also sees the client's scheme
+        # and host as nginx received them.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
     writer.init_app(app)
     watcher.init_app(app)
     feed.init_app(app)

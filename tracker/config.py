@@ -83,6 +83,8 @@ class Config:
 
     # Socket.IO: one Redis URL makes several processes share one feed.
     SOCKETIO_MESSAGE_QUEUE = os.environ.get("SOCKETIO_MESSAGE_QUEUE") or None
+    # How many proxies (nginx) stand in front; their X-Forwarded-* headers are then trusted.
+    PROXY_HOPS = _int("PROXY_HOPS", 0)
     # Engine.IO closes a connection whose message exceeds this; the ingest cap above is
     # lower so that an oversized batch is answered with an error, not a disconnect.
     SOCKETIO_MAX_HTTP_BUFFER_SIZE = 4 * 1024 * 1024

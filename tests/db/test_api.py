@@ -179,3 +179,24 @@ def test_http_fallback_stores_and_answers_like_the_socket(client, make_phone, ap
     assert empty.status_code == 400
     huge = {"positions": [{"ts": now_ms, "lat": 39.9, "lon": 116.4, "pad": "x" * 300_000}]}
     assert client.post("/api/v1/positions", json=huge, headers=headers).status_code == 413
+
+
+@pytest.mark.parametrize("hops, status", [(1, 401), (0, 403)])
+def test_forwarded_headers_are_trusted_only_behind_a_configured_proxy(database_url, hops, status):
+    from tracker import create_app
+
+    app = create_app({"SQLALCHEMY_DATABASE_URI": database_url, "PROXY_HOPS": hops})
+    headers = {
+        "Origin": "https://tracker.example",
+        "X-Forwarded-Proto": "https",
+        "X-Forwarded-Host": "tracker.example",
+        "X-Forwarded-For": "10.1.2.3",
+    }
+    response = app.test_client().post(
+        "/api/v1/session", json={"username": "nobody", "password": "x"}, headers=headers
+    )
+    # Behind nginx the browser's origin matches and the login is judged (401, bad password);
+    # without a proxy configured, forged headers are ignored and the origin check refuses it.
+    assert response.status_code == status
+    with app.app_context():
+        db.engine.dispose()

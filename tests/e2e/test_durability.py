@@ -7,12 +7,11 @@ import time
 import uuid
 
 import pytest
-import socketio
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from tests.conftest import ServerProcess, create_database, drop_database
-from tests.e2e.phones import TestPhone, now_ms
+from tests.e2e.phones import ResendingPhone, TestPhone, count, now_ms
 from tracker import create_app, queries
 from tracker.auth import hash_token, new_device_token
 from tracker.extensions import db
@@ -36,70 +35,6 @@ def own_database(base_url):
         db.engine.dispose()
     yield url, name, person_id, token
     drop_database(base_url, name)
-
-
-def count(url: str, person_id: int) -> int:
-    """Return how many positions a person has."""
-    engine = create_engine(url)
-    with engine.connect() as conn:
-        n = conn.execute(
-            text("SELECT count(*) FROM positions WHERE person_id = :p"), {"p": person_id}
-        ).scalar_one()
-    engine.dispose()
-    return n
-
-
-class ResendingPhone:
-    """A phone that keeps every fix until an ack says it is stored, as the real app does."""
-
-    def __init__(self, url: str, token: str) -> None:
-        """Prepare a phone; run() streams until stop is set."""
-        self.url, self.token = url, token
-        self.unacked: list[dict] = []
-        self.generated = 0
-        self.stored = self.duplicates = 0
-        self.failures = 0
-        self.stop = threading.Event()
-        self.phone: TestPhone | None = None
-
-    def _ensure_connected(self) -> None:
-        if self.phone is None or not self.phone.client.connected:
-            self.phone = TestPhone(self.url, self.token).connect()
-
-    def _flush(self) -> None:
-        batch = self.unacked[:50]
-        try:
-            self._ensure_connected()
-            ack = self.phone.send(batch, timeout=3)
-        except (socketio.exceptions.SocketIOError, OSError):
-            self.failures += 1
-            self.phone = None
-            time.sleep(0.2)
-            return
-        if ack.get("ok"):
-            self.stored += ack["stored"]
-            self.duplicates += ack["duplicates"]
-            assert ack["rejected"] == []
-            del self.unacked[: len(batch)]
-        else:
-            assert ack.get("retry") is True, ack
-            self.failures += 1
-            time.sleep(0.2)
-
-    def run(self) -> None:
-        """Make a fix every 20 ms and send what is unacknowledged."""
-        base = now_ms() - 60_000
-        while not self.stop.is_set():
-            for _ in range(5):
-                self.unacked.append({"ts": base + self.generated * 10, "lat": 39.9, "lon": 116.4})
-                self.generated += 1
-            self._flush()
-            time.sleep(0.02)
-        deadline = time.monotonic() + 30
-        while self.unacked and time.monotonic() < deadline:
-            self._flush()
-        if self.phone is not None:
-            self.phone.close()
 
 
 def test_server_killed_and_restarted_while_phone_streams(own_database):

@@ -18,8 +18,7 @@ import requests
 import socketio
 
 from tests.conftest import ROOT, Phone, ServerProcess, free_port
-from tests.e2e.phones import TestPhone, now_ms
-from tests.e2e.test_durability import ResendingPhone, count
+from tests.e2e.phones import ResendingPhone, TestPhone, count, now_ms
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 
