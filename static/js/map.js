@@ -185,6 +185,8 @@
         id: "people-arrows",
         type: "symbol",
         source: "people",
+        // Arrows only where they can be told apart; placing 20,000 icons city-wide is costly.
+        minzoom: 14,
         filter: ["get", "moving"],
         layout: {
           "icon-image": "arrow",
@@ -202,7 +204,7 @@
         paint: {
           "circle-color": ["case", ["get", "stale"], STALE_COLOR, ["get", "color"]],
           "circle-opacity": ["case", ["get", "stale"], 0.75, 1],
-          "circle-radius": ["interpolate", ["linear"], ["zoom"], 9, 3, 13, 5.5, 17, 8],
+          "circle-radius": ["interpolate", ["linear"], ["zoom"], 9, 2.5, 12, 3.5, 14, 5.5, 17, 8],
           "circle-stroke-color": "#ffffff",
           "circle-stroke-width": ["interpolate", ["linear"], ["zoom"], 9, 0.5, 13, 1.5],
         },
