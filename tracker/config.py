@@ -108,6 +108,8 @@ class Config:
     # seconds; grey a person out after STALE_AFTER_S without a fix.
     LIVE_INTERVAL_S = _float("LIVE_INTERVAL", 1.0)
     STALE_AFTER_S = _float("STALE_AFTER_S", 300)
+    # Command centre: seconds between two reads of the grid coverage by the map page.
+    COVERAGE_REFRESH_S = _float("COVERAGE_REFRESH_S", 10.0)
     # Above this many people in scope the page narrows its live feed to the viewport.
     LIVE_VIEWPORT_MIN_PEOPLE = _int("LIVE_VIEWPORT_MIN_PEOPLE", 5000)
     # Basemap: an XYZ tile URL template ({z}/{x}/{y}) and its attribution; none by

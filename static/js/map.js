@@ -1,8 +1,10 @@
 /* The command-centre live map: people of the viewer's scope, live over /live, on MapLibre.
  *
  * One GeoJSON source holds every shown person; a circle layer colours them by role (grey
- * when stale) and a symbol layer draws heading arrows, so WebGL keeps 20,000 people fast.
- * Updates are merged into a Map keyed by person and drawn at most once per frame.
+ * when stale) and a symbol layer draws heading arrows from zoom 14, so WebGL keeps 20,000
+ * people fast. Updates are merged into a Map keyed by person; at most once per frame the
+ * people whose marker changed are sent to the source as a diff (updateData).
+ * Alerts, coverage and dispatch live in command.js, which uses window.__tracker.
  */
 (function () {
   "use strict";
@@ -147,14 +149,38 @@
     map.on("load", function () {
       map.addImage("arrow", arrowImage(), { pixelRatio: 2 });
       var empty = { type: "FeatureCollection", features: [] };
-      map.addSource("units", { type: "geojson", data: empty });
+      map.addSource("units", { type: "geojson", data: empty, promoteId: "id" });
       map.addSource("trail", { type: "geojson", data: empty });
-      map.addSource("people", { type: "geojson", data: empty });
+      map.addSource("selected", { type: "geojson", data: empty });
+      // Points need no simplification and little buffer; tiles past z14 are overzoomed.
+      map.addSource("people", { type: "geojson", data: empty, buffer: 32, maxzoom: 14 });
+      // Grids are tinted by coverage (feature-state set by command.js): red when nobody on
+      // duty is inside, green when covered; other units keep a faint blue.
       map.addLayer({
         id: "units-fill",
         type: "fill",
         source: "units",
-        paint: { "fill-color": "#2d7dd2", "fill-opacity": 0.05 },
+        paint: {
+          "fill-color": [
+            "case",
+            ["==", ["feature-state", "coverage"], "uncovered"], "#e74c3c",
+            ["==", ["feature-state", "coverage"], "covered"], "#27ae60",
+            "#2d7dd2",
+          ],
+          "fill-opacity": [
+            "case",
+            ["==", ["feature-state", "coverage"], "uncovered"], 0.22,
+            ["==", ["feature-state", "coverage"], "covered"], 0.08,
+            0.05,
+          ],
+        },
+      });
+      map.addLayer({
+        id: "units-selected",
+        type: "line",
+        source: "units",
+        filter: ["==", ["get", "id"], -1],
+        paint: { "line-color": "#0e3a5b", "line-width": 3 },
       });
       map.addLayer({
         id: "units-line",
@@ -172,8 +198,7 @@
       map.addLayer({
         id: "people-selected",
         type: "circle",
-        source: "people",
-        filter: ["==", ["get", "id"], -1],
+        source: "selected",
         paint: {
           "circle-radius": 13,
           "circle-color": "rgba(31, 122, 224, 0.18)",
@@ -228,12 +253,28 @@
   }
 
   var roleCounts = {};
-  /** Rebuild the people source from the state; update counts and the open card. */
+  // What the people source holds: person id -> the feature last sent to the map. Each
+  // render sends only the difference (GeoJSONSource.updateData), never the whole collection.
+  var drawnFeatures = new Map();
+  var sourceSeeded = false;
+
+  function sameFeature(a, b) {
+    var pa = a.properties, pb = b.properties;
+    return a.geometry.coordinates[0] === b.geometry.coordinates[0] &&
+      a.geometry.coordinates[1] === b.geometry.coordinates[1] &&
+      pa.stale === pb.stale && pa.moving === pb.moving && pa.heading === pb.heading &&
+      pa.color === pb.color;
+  }
+
+  /** Bring the people source up to date with the state; update counts and the open card. */
   function render() {
     renderQueued = false;
+    var source = map.getSource("people");
+    if (!source) return;
     var started = performance.now();
     var now = Date.now();
-    var features = [];
+    var changed = [];
+    var seen = new Set();
     var onDuty = 0;
     var staleShown = 0;
     roleCounts = {};
@@ -246,7 +287,8 @@
       roleCounts[p.role] = (roleCounts[p.role] || 0) + 1;
       if (filters.hiddenRoles.has(p.role)) return;
       if (stale) staleShown += 1;
-      features.push({
+      seen.add(p.id);
+      var feature = {
         type: "Feature",
         id: p.id,
         geometry: { type: "Point", coordinates: project(p.lon, p.lat) },
@@ -258,19 +300,47 @@
           moving: !stale && p.speed != null && p.speed > MOVING_MPS && p.heading != null,
           heading: p.heading || 0,
         },
-      });
+      };
+      var known = drawnFeatures.get(p.id);
+      if (known && sameFeature(known, feature)) return;
+      drawnFeatures.set(p.id, feature);
+      changed.push(feature);
     });
-    var source = map.getSource("people");
-    if (source) source.setData({ type: "FeatureCollection", features: features });
+    var removed = [];
+    drawnFeatures.forEach(function (feature, id) {
+      if (!seen.has(id)) removed.push(id);
+    });
+    removed.forEach(function (id) { drawnFeatures.delete(id); });
+    if (!sourceSeeded) {
+      sourceSeeded = true;
+      source.setData({ type: "FeatureCollection", features: Array.from(drawnFeatures.values()) });
+    } else if (changed.length || removed.length) {
+      source.updateData({ add: changed, remove: removed });
+    }
+    drawSelected();
     document.getElementById("count-on-duty").textContent = onDuty;
-    document.getElementById("count-shown").textContent = features.length;
+    document.getElementById("count-shown").textContent = drawnFeatures.size;
     document.getElementById("count-stale").textContent = staleShown;
     renderRoleCounts();
     var hint = document.getElementById("search-hint");
-    hint.hidden = !filters.search || features.length > 0;
+    hint.hidden = !filters.search || drawnFeatures.size > 0;
     hint.textContent = t("search.no_match");
     if (selectedId !== null) renderCard();
     lastRenderMs = performance.now() - started;
+  }
+
+  function drawSelected() {
+    var source = map.getSource("selected");
+    if (!source) return;
+    var p = selectedId === null ? null : people.get(selectedId);
+    var coords = p ? project(p.lon, p.lat) : null;
+    var key = coords ? coords.join(",") : "";
+    if (key === drawSelected.key) return;
+    drawSelected.key = key;
+    source.setData({
+      type: "FeatureCollection",
+      features: coords ? [{ type: "Feature", properties: {}, geometry: { type: "Point", coordinates: coords } }] : [],
+    });
   }
 
   function renderRoleCounts() {
@@ -314,6 +384,9 @@
     if (changed) scheduleRender();
     else if (selectedId !== null) renderCard();
   }, 1000);
+
+  // Other scripts of the page (command.js) plug into the map's clicks here.
+  var hooks = { placeClick: null, gridClick: null };
 
   // --- data -----------------------------------------------------------------------
   function recordFrom(item) {
@@ -375,6 +448,21 @@
     });
   }
 
+  /** Send JSON (the CSRF rule wants JSON, same origin); reject with the server's error. */
+  function sendJson(method, url, body) {
+    return fetch(url, {
+      method: method,
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(body || {}),
+    }).then(function (response) {
+      return response.json().catch(function () { return {}; }).then(function (answer) {
+        if (!response.ok) throw new Error(answer.error || "HTTP " + response.status);
+        return answer;
+      });
+    });
+  }
+
   function viewportBbox() {
     var bounds = map.getBounds();
     var padLon = (bounds.getEast() - bounds.getWest()) * 0.25;
@@ -430,14 +518,25 @@
       var shapes = collection.features
         .filter(function (f) { return f.geometry; })
         .map(function (f) {
-          return { type: "Feature", properties: { id: f.id }, geometry: projectGeometry(f.geometry) };
+          return {
+            type: "Feature",
+            properties: { id: f.id, kind: f.properties.kind },
+            geometry: projectGeometry(f.geometry),
+          };
         });
       map.getSource("units").setData({ type: "FeatureCollection", features: shapes });
       units.forEach(function (unit) {
         if (!unit.label_point) return;
         var el = document.createElement("div");
         el.className = "unit-label";
-        el.textContent = unit.name;
+        el.dataset.unit = unit.id;
+        el.dataset.kind = unit.kind;
+        var name = document.createElement("span");
+        name.textContent = unit.name;
+        var badge = document.createElement("span");
+        badge.className = "coverage-badge";
+        el.append(name, badge);
+        unit.labelEl = el;
         new maplibregl.Marker({ element: el })
           .setLngLat(project(unit.label_point[0], unit.label_point[1]))
           .addTo(map);
@@ -547,7 +646,7 @@
     trail = [];
     trailSummary = null;
     drawTrail();
-    map.setFilter("people-selected", ["==", ["get", "id"], id === null ? -1 : id]);
+    drawSelected();
     document.getElementById("person-card").hidden = id === null;
     if (id === null) return;
     document.getElementById("card-follow").checked = false;
@@ -611,8 +710,23 @@
       map.getCanvas().style.cursor = "";
       hoverPopup.remove();
     });
-    map.on("click", "people", function (event) {
-      selectPerson(event.features[0].properties.id);
+    // One click handler: a mode (placing an incident) takes the click first, then a
+    // person under the pointer, then the grid under it.
+    map.on("click", function (event) {
+      var lngLat = unproject(event.lngLat.lng, event.lngLat.lat);
+      if (hooks.placeClick) {
+        hooks.placeClick(lngLat[0], lngLat[1]);
+        return;
+      }
+      var box = [[event.point.x - 4, event.point.y - 4], [event.point.x + 4, event.point.y + 4]];
+      var hit = map.queryRenderedFeatures(box, { layers: ["people"] });
+      if (hit.length) {
+        selectPerson(hit[0].properties.id);
+        return;
+      }
+      var grids = map.queryRenderedFeatures(event.point, { layers: ["units-fill"] })
+        .filter(function (f) { return f.properties.kind === "grid"; });
+      if (grids.length && hooks.gridClick) hooks.gridClick(grids[0].properties.id);
     });
     map.on("moveend", function () {
       if (!narrowed || !socket.connected) return;
@@ -682,14 +796,24 @@
   window.__tracker = {
     map: map,
     ready: mapReady,
+    socket: socket,
+    settings: settings,
+    t: t,
+    roleName: roleName,
+    ageText: ageText,
+    project: project,
+    fetchJson: fetchJson,
+    sendJson: sendJson,
+    hooks: hooks,
+    units: units,
+    people: people,
+    selectPerson: selectPerson,
     applyPositions: applyPositions,
     renderNow: render,
     lastRenderMs: function () { return lastRenderMs; },
     peopleCount: function () { return people.size; },
     drawn: function (id) {
-      var source = map.getSource("people");
-      if (!source) return null;
-      var found = source.serialize().data.features.find(function (f) { return f.id === id; });
+      var found = drawnFeatures.get(id);
       if (!found) return null;
       return {
         lon: found.geometry.coordinates[0],
@@ -700,9 +824,6 @@
         color: found.properties.stale ? STALE_COLOR : found.properties.color,
       };
     },
-    drawnIds: function () {
-      var source = map.getSource("people");
-      return source ? source.serialize().data.features.map(function (f) { return f.id; }) : [];
-    },
+    drawnIds: function () { return Array.from(drawnFeatures.keys()); },
   };
 })();

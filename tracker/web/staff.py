@@ -1,10 +1,10 @@
-"""Command-centre pages: login and the live map."""
+"""Command-centre pages: login, the live map and the grid boundary import."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, current_app, redirect, render_template, url_for
+from flask import Blueprint, abort, current_app, redirect, render_template, url_for
 from flask_login import current_user
 
 from .i18n import LANG_COOKIE, js_messages, page_language
@@ -22,6 +22,7 @@ def _page_settings() -> dict[str, Any]:
         "stale_after_s": config["STALE_AFTER_S"],
         "live_interval_s": config["LIVE_INTERVAL_S"],
         "viewport_min_people": config["LIVE_VIEWPORT_MIN_PEOPLE"],
+        "coverage_refresh_s": config["COVERAGE_REFRESH_S"],
         "roles": list(config["PERSON_ROLES"]),
         "lang": page_language(),
         "lang_cookie": LANG_COOKIE,
@@ -53,3 +54,18 @@ def login_page():
     if current_user.is_authenticated:
         return redirect(url_for("staff.live_map"))
     return render_template("staff/login.html", lang=page_language(), lang_cookie=LANG_COOKIE)
+
+
+@bp.get("/admin/units/import")
+def import_page():
+    """Show the admin page that uploads a GeoJSON file of grid boundaries."""
+    if not current_user.is_authenticated:
+        return redirect(url_for("staff.login_page"))
+    if current_user.role != "admin":
+        abort(403)
+    return render_template(
+        "staff/import.html",
+        lang=page_language(),
+        lang_cookie=LANG_COOKIE,
+        messages=js_messages(),
+    )
