@@ -65,9 +65,9 @@ async ([step, moveDeg]) => {
 
 SETUP_JS = """
 () => {
-  const source = window.__tracker.map.getSource('people').serialize().data.features;
-  window.__bench = {people: source.map(f => ({id: f.id, lon: f.geometry.coordinates[0],
-    lat: f.geometry.coordinates[1], role: f.properties.role, name: 'p' + f.id}))};
+  const t = window.__tracker;
+  window.__bench = {people: Array.from(t.people.values()).map(p => ({id: p.id, lon: p.lon,
+    lat: p.lat, role: p.role, name: p.name}))};
   window.__frames = [];
   let last = performance.now();
   const tick = now => {
@@ -193,7 +193,7 @@ def run(people: int, updates: int) -> None:
     rows = [
         ["first load (login → all drawn)", f"{load_ms:.0f} ms", "", ""],
         [
-            "apply one update (parse + merge + setData)",
+            "apply one update (parse + merge + source diff)",
             f"{statistics.median(apply_ms):.0f} ms",
             f"{percentile(apply_ms, 95):.0f} ms",
             f"{apply_ms[-1]:.0f} ms",
