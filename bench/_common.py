@@ -271,9 +271,20 @@ def raise_on_sigterm() -> None:
 
 
 def machine_note() -> str:
-    """Return a one-line description of the machine and its load right now."""
+    """Return a one-line description of the machine, its load and the code's commit."""
     load = Path("/proc/loadavg").read_text().split()[:3]
-    return f"{os.cpu_count()} CPUs, load average {' '.join(load)}"
+    try:
+        # rev-parse only reads; `describe --dirty` or `status` could rewrite the index.
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = "unknown"
+    return f"{os.cpu_count()} CPUs, load average {' '.join(load)}, commit {commit}"
 
 
 # --- output ------------------------------------------------------------------------

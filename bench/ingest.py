@@ -3,17 +3,20 @@
 Usage (from the repository root):
 
     .venv/bin/python bench/ingest.py [--phones 1000] [--batch 10] [--interval 0.833]
-                                     [--duration 30] [--keep-db]
+                                     [--duration 30] [--servers 1] [--seed 2026] [--keep-db]
 
 The run creates a throwaway database next to DATABASE_URL's (or on the embedded cluster
 of scripts/pg.sh), migrates it, adds one person and one device per phone, starts
 `gunicorn -c deploy/gunicorn.conf.py wsgi:app` on a free port and drives the phones with
 an asyncio load generator that speaks Engine.IO v4 / Socket.IO v5 frames directly. Server
 settings read by tracker/config.py (INGEST_FLUSH_INTERVAL_S, INGEST_FLUSH_ROWS, ...) pass
-through from the environment. At the end it checks with SQL that the positions table holds
-exactly what the acknowledgements said was stored, measures two reference figures on the
-same database (one INSERT + COMMIT per position, and raw COPY), prints a Markdown table,
-then stops the server and drops the database.
+through from the environment; `--servers N` starts N such processes on the same database
+and spreads the phones over them, as nginx does (deploy/nginx.conf).
+
+At the end it checks with SQL that the positions table holds exactly what the
+acknowledgements said was stored, measures two reference figures on the same database
+(one INSERT + COMMIT per position, and raw COPY), prints a Markdown table, then stops the
+server and drops the database.
 """
 
 from __future__ import annotations
@@ -98,6 +101,7 @@ class Stats:
     latencies_ms: list[float] = field(default_factory=list)
     send_lag_ms: list[float] = field(default_factory=list)
     window_end: float = float("inf")
+    offered_in_window: int = 0
 
     @property
     def in_flight(self) -> int:
@@ -144,7 +148,8 @@ class Phone:
             self.stats.connect_failures[type(exc).__name__ + ": " + str(exc)[:60]] += 1
             return False
         if not reply.startswith(CONNECT_PREFIX):
-            self.stats.connect_failures[reply[:80]] += 1
+            reason = reply[len(ERROR_PREFIX) :] if reply.startswith(ERROR_PREFIX) else reply
+            self.stats.connect_failures[f"refused: {reason[:80]}"] += 1
             await ws.close()
             return False
         self.ws = ws
@@ -278,10 +283,10 @@ def commits_so_far(conn: psycopg2.extensions.connection) -> int:
 
 
 async def drive(
-    ws_url: str,
+    ws_urls: list[str],
     tokens: list[str],
     args: argparse.Namespace,
-    worker_pid: int,
+    worker_pids: list[int],
     stats_conn: psycopg2.extensions.connection,
 ) -> LoadResult:
     """Connect every phone, send for the measuring window, drain the acks, disconnect."""
@@ -296,7 +301,7 @@ async def drive(
 
         async def join(phone: Phone) -> None:
             async with gate:
-                await phone.connect(session, ws_url)
+                await phone.connect(session, ws_urls[phone.index % len(ws_urls)])
 
         started = time.perf_counter()
         joining = asyncio.gather(*(join(phone) for phone in phones))
@@ -315,7 +320,7 @@ async def drive(
         stop = start + args.duration
         stats.window_end = time.perf_counter() + 0.2 + args.duration
         cpu0 = (
-            cpu_seconds(worker_pid),
+            sum(cpu_seconds(pid) for pid in worker_pids),
             tree_cpu_seconds(pg_pid) if pg_pid else 0.0,
             time.process_time(),
             machine_busy_seconds(),
@@ -337,16 +342,17 @@ async def drive(
                 f"{rate:>7,.0f}/s  in flight {stats.in_flight:>5}  "
                 f"p99 {percentile(recent, 99):6.0f} ms  not ok {sum(stats.not_ok.values())}"
             )
+        stats.offered_in_window = stats.offered
         cpu1 = (
-            cpu_seconds(worker_pid),
+            sum(cpu_seconds(pid) for pid in worker_pids),
             tree_cpu_seconds(pg_pid) if pg_pid else 0.0,
             time.process_time(),
             machine_busy_seconds(),
         )
         commits1 = commits_so_far(stats_conn)
         window_s = stop - start
-        rss_kib = proc_status_kib(worker_pid, "VmRSS")
-        hwm_kib = proc_status_kib(worker_pid, "VmHWM")
+        rss_kib = sum(proc_status_kib(pid, "VmRSS") or 0 for pid in worker_pids)
+        hwm_kib = sum(proc_status_kib(pid, "VmHWM") or 0 for pid in worker_pids)
         await senders
         drain_started = time.perf_counter()
         try:
@@ -535,6 +541,7 @@ def report(
     p99 = percentile(lat, 99)
     target_met = rate >= 10_000 and p99 < 250 and stats.connected >= 1000
 
+    offered_in_window = stats.offered_in_window
     others = result.cpu_machine - result.cpu_server - (result.cpu_postgres or 0.0)
     others -= result.cpu_loadgen
 
@@ -561,12 +568,21 @@ def report(
         ),
         ("non-ok acks", f"{not_ok:,}" + (f" {dict(stats.not_ok)}" if not_ok else "")),
         ("unacknowledged batches", f"{stats.in_flight:,} (drain {result.drain_s:.1f} s)"),
-        ("server worker RSS at end (peak)", f"{mib(result.rss_kib)} ({mib(result.hwm_kib)})"),
+        (
+            "server worker RSS at end (peak)",
+            f"{mib(result.rss_kib)} ({mib(result.hwm_kib)})"
+            + (f", {args.servers} processes" if args.servers > 1 else ""),
+        ),
         (
             "CPU in window: server / PostgreSQL / load gen",
             (f"{pct(result.cpu_server)} / {pct(result.cpu_postgres)} / {pct(result.cpu_loadgen)}"),
         ),
         ("CPU in window: other processes on the machine", pct(others)),
+        (
+            "server CPU per position offered",
+            f"{result.cpu_server / max(1, offered_in_window) * 1e6:.0f} µs "
+            f"(one core ≈ {offered_in_window / max(1e-9, result.cpu_server):,.0f} positions/s)",
+        ),
         (
             "commits in window (≈ group commits)",
             (
@@ -621,6 +637,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         f"i.e. {1000 * 10 / TARGET_OFFERED:.3f} s for the defaults)",
     )
     parser.add_argument("--duration", type=float, default=30.0, help="measuring window, s (30)")
+    parser.add_argument(
+        "--servers",
+        type=int,
+        default=1,
+        help="server processes (1); phones are spread over them as nginx would",
+    )
     parser.add_argument("--seed", type=int, default=2026, help="RNG seed (2026)")
     parser.add_argument("--keep-db", action="store_true", help="keep the throwaway database")
     args = parser.parse_args(argv)
@@ -641,28 +663,39 @@ def main(argv: list[str] | None = None) -> int:
         log.warning("open-file limit %d is low for %d phones", hard, args.phones)
 
     db = ThrowawayDatabase(base_database_url(), "tracker_bench", keep=args.keep_db)
-    server: Server | None = None
+    servers: list[Server] = []
     try:
         db.create()
         db.migrate()
         db.flask("partitions", "ensure")  # as scripts/run.sh does before serving
         tokens, spare = add_phones(db.url, args.phones)
         log.info("database %s ready with %d phones", db.name, args.phones)
-        server = Server(db.url)
-        server.start()
-        worker = server.worker_pid
-        if worker is None:
-            raise RuntimeError("no gunicorn worker process found")
-        log.info("server on %s, worker pid %d, log %s", server.base_url, worker, server.log_path)
-        ws_url = f"ws://127.0.0.1:{server.port}/socket.io/?EIO=4&transport=websocket"
+        for _ in range(args.servers):
+            server = Server(db.url)
+            servers.append(server)
+            server.start()
+            if server.worker_pid is None:
+                raise RuntimeError("no gunicorn worker process found")
+            log.info(
+                "server on %s, worker pid %d, log %s",
+                server.base_url,
+                server.worker_pid,
+                server.log_path,
+            )
+        ws_urls = [
+            f"ws://127.0.0.1:{server.port}/socket.io/?EIO=4&transport=websocket"
+            for server in servers
+        ]
+        workers = [server.worker_pid for server in servers if server.worker_pid is not None]
         stats_conn = connect(db.url)
         stats_conn.autocommit = True
         try:
-            result = asyncio.run(drive(ws_url, tokens, args, worker, stats_conn))
+            result = asyncio.run(drive(ws_urls, tokens, args, workers, stats_conn))
         finally:
             stats_conn.close()
         db_positions, db_latest = count_positions(db.url)
-        server.stop()
+        for server in servers:
+            server.stop()
         log.info("reference: one INSERT + COMMIT per position for %.0f s", REFERENCE_S)
         naive = naive_rate(db.url, spare, REFERENCE_S)
         log.info("reference: COPY into a scratch table for %.0f s", REFERENCE_S)
@@ -673,7 +706,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\ninterrupted", file=sys.stderr)
         return 130
     finally:
-        if server is not None:
+        for server in servers:
             server.stop()
         db.drop()
 

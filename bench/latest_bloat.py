@@ -2,7 +2,7 @@
 
 Usage (from the repository root):
 
-    .venv/bin/python bench/latest_bloat.py [--people 100000] [--updates 4000000]
+    .venv/bin/python bench/latest_bloat.py [--people 100000] [--updates 3000000]
                                            [--batch 5000] [--path upsert|app] [--keep-db]
 
 Two throwaway databases are made on the server of DATABASE_URL (or the embedded cluster):
@@ -16,8 +16,10 @@ query on latest_positions; it ends with a Markdown table.
 `--path upsert` (the default) sends each batch as the app's latest_positions upsert alone
 (the `replaced` step of tracker.queries.insert_positions: same columns, same ON CONFLICT
 ... WHERE lp.ts < EXCLUDED.ts). `--path app` calls tracker.queries.insert_positions itself
-through SQLAlchemy sessions, which also fills the positions partitions; it is about five
-times slower, so use fewer updates with it.
+through SQLAlchemy sessions, which also fills the positions partitions; it is about three
+times slower, so use fewer updates with it. After each batch the zone watcher's update of
+the same rows (tracker.queries.match_grids, which the server runs after every commit) is
+applied too, unless `--no-watcher`.
 """
 
 from __future__ import annotations
@@ -88,6 +90,7 @@ WHERE geom && ST_MakeEnvelope(%s, %s, %s, %s, 4326)
 STATS_QUERY = """
 SELECT pg_relation_size('latest_positions'),
        pg_relation_size('ix_latest_positions_geom'),
+       coalesce(pg_relation_size(to_regclass('ix_latest_positions_geog')), 0),
        pg_relation_size('latest_positions_pkey'),
        s.n_live_tup, s.n_dead_tup, s.n_tup_upd, s.n_tup_hot_upd,
        s.autovacuum_count, s.autoanalyze_count
@@ -171,6 +174,7 @@ class Sample:
     updates: int
     table_bytes: int
     gist_bytes: int
+    geog_bytes: int
     pkey_bytes: int
     live: int
     dead: int
@@ -188,6 +192,7 @@ class Target:
     """A database under test and its running totals."""
 
     label: str
+    short: str
     db: ThrowawayDatabase
     conn: psycopg2.extensions.connection | None = None
     engine: Engine | None = None
@@ -197,10 +202,10 @@ class Target:
 
     def open(self, path: str) -> None:
         """Open the connections used for writing and measuring."""
+        del path  # both paths need the SQLAlchemy engine (the watcher's update uses it)
         self.conn = connect(self.db.url)
         self.conn.autocommit = True
-        if path == "app":
-            self.engine = create_engine(self.db.url)
+        self.engine = create_engine(self.db.url)
 
     def close(self) -> None:
         """Close every connection."""
@@ -217,8 +222,12 @@ class Target:
             options = cur.fetchone()[0]
         return ", ".join(options) if options else "(PostgreSQL defaults)"
 
-    def apply(self, batch: Batch, path: str) -> None:
-        """Store one batch in its own transaction, as one group commit of the app."""
+    def apply(self, batch: Batch, path: str, watcher: bool) -> None:
+        """Store one batch in its own transaction, as one group commit of the app.
+
+        With `watcher`, then run the zone watcher's latest_positions update for the same
+        people in a second transaction, as the server does after each commit.
+        """
         started = time.perf_counter()
         if path == "app":
             self._apply_app(batch)
@@ -240,6 +249,12 @@ class Target:
                         _array(batch.battery),
                     ),
                 )
+        if watcher:
+            from tracker.queries import match_grids
+
+            assert self.engine is not None
+            with Session(self.engine) as session, session.begin():
+                match_grids(session, batch.person_ids)
         self.write_s += time.perf_counter() - started
 
     def _apply_app(self, batch: Batch) -> None:
@@ -359,7 +374,8 @@ def print_samples(targets: Sequence[Target], sample_index: int) -> None:
         hot = s.hot_upd / s.upd * 100 if s.upd else 0.0
         print(
             f"  {target.label:<20} {s.updates:>10,} upd  table {mib(s.table_bytes):>7} MiB  "
-            f"gist {mib(s.gist_bytes):>6} MiB  pkey {mib(s.pkey_bytes):>5} MiB  "
+            f"GiST {mib(s.gist_bytes):>6} + {mib(s.geog_bytes):>6} MiB  "
+            f"pkey {mib(s.pkey_bytes):>5} MiB  "
             f"dead {s.dead:>9,}  HOT {hot:4.1f}%  autovac {s.autovacuums:>2}  "
             f"bbox {s.small_ms:6.2f} ms ({s.small_buffers:,} buf) / {s.large_ms:6.1f} ms",
             flush=True,
@@ -374,7 +390,6 @@ def final_table(targets: Sequence[Target], updates: int) -> str:
         return [name] + [fmt(t) for t in targets]
 
     rows = [
-        row("storage parameters", lambda t: t.reloptions()),
         row("updates applied", lambda t: f"{t.samples[-1].updates:,}"),
         row("update rate (rows/s, in the DB)", lambda t: f"{updates / t.write_s:,.0f}"),
         row(
@@ -382,8 +397,12 @@ def final_table(targets: Sequence[Target], updates: int) -> str:
             lambda t: f"{mib(t.samples[0].table_bytes)} → {mib(t.samples[-1].table_bytes)}",
         ),
         row(
-            "GiST index: after load → end (MiB)",
+            "GiST ix_latest_positions_geom: after load → end (MiB)",
             lambda t: f"{mib(t.samples[0].gist_bytes)} → {mib(t.samples[-1].gist_bytes)}",
+        ),
+        row(
+            "GiST on geography(geom): after load → end (MiB)",
+            lambda t: f"{mib(t.samples[0].geog_bytes)} → {mib(t.samples[-1].geog_bytes)}",
         ),
         row(
             "pkey index: after load → end (MiB)",
@@ -418,12 +437,31 @@ def final_table(targets: Sequence[Target], updates: int) -> str:
     return markdown_table(headers, rows)
 
 
+def trajectory_table(targets: Sequence[Target]) -> str:
+    """Return a Markdown table of every sample: size, dead tuples and bbox time over time."""
+    headers = ["updates"]
+    for t in targets:
+        headers += [f"{t.short}: heap / GiST MiB", f"{t.short}: dead", f"{t.short}: bbox ms"]
+    rows = []
+    for i, first in enumerate(targets[0].samples):
+        row = [f"{first.updates:,}"]
+        for t in targets:
+            s = t.samples[i]
+            row += [
+                f"{mib(s.table_bytes)} / {mib(s.gist_bytes)}",
+                f"{s.dead:,}",
+                f"{s.small_ms:.2f} / {s.large_ms:.1f}",
+            ]
+        rows.append(row)
+    return markdown_table(headers, rows)
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Parse the command line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--people", type=int, default=100_000, help="people rows (100000)")
     parser.add_argument(
-        "--updates", type=int, default=4_000_000, help="updates per setting (4000000)"
+        "--updates", type=int, default=3_000_000, help="updates per setting (3000000)"
     )
     parser.add_argument("--batch", type=int, default=5000, help="rows per transaction (5000)")
     parser.add_argument(
@@ -432,11 +470,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="upsert",
         help="the latest_positions upsert alone, or tracker.queries.insert_positions (upsert)",
     )
+    parser.add_argument(
+        "--watcher",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also apply the zone watcher's update (tracker.queries.match_grids) to the "
+        "people of each batch, as the server does after each commit (on)",
+    )
     parser.add_argument("--still", type=float, default=0.0, help="share of fixes that stay put")
     parser.add_argument("--samples", type=int, default=8, help="measurements during the run (8)")
     parser.add_argument("--runs", type=int, default=7, help="bbox query runs per median (7)")
     parser.add_argument(
-        "--max-minutes", type=float, default=9.0, help="stop updating after this long (9)"
+        "--max-minutes", type=float, default=8.5, help="stop updating after this long (8.5)"
     )
     parser.add_argument("--seed", type=int, default=2026, help="RNG seed (2026)")
     parser.add_argument("--keep-db", action="store_true", help="keep the throwaway databases")
@@ -453,8 +498,16 @@ def main(argv: list[str] | None = None) -> int:
     deadline = started + args.max_minutes * 60
     base_url = base_database_url()
     targets = [
-        Target("tuned (migration)", ThrowawayDatabase(base_url, "tracker_bloat", args.keep_db)),
-        Target("PostgreSQL defaults", ThrowawayDatabase(base_url, "tracker_bloat", args.keep_db)),
+        Target(
+            "tuned (migration)",
+            "tuned",
+            ThrowawayDatabase(base_url, "tracker_bloat", args.keep_db),
+        ),
+        Target(
+            "PostgreSQL defaults",
+            "defaults",
+            ThrowawayDatabase(base_url, "tracker_bloat", args.keep_db),
+        ),
     ]
     try:
         crowd = prepare(targets[0], targets[1], args)
@@ -468,7 +521,7 @@ def main(argv: list[str] | None = None) -> int:
         for offset in range(0, args.people, args.batch):
             batch = crowd.next_batch(min(args.batch, args.people - offset))
             for target in targets:
-                target.apply(batch, args.path)
+                target.apply(batch, args.path, args.watcher)
             progress.update(f"initial load: {offset + args.batch:,}/{args.people:,}")
         for target in targets:
             target.write_s = 0.0
@@ -487,13 +540,13 @@ def main(argv: list[str] | None = None) -> int:
                 break
             batch = crowd.next_batch(min(args.batch, args.updates - done))
             for target in targets:
-                target.apply(batch, args.path)
+                target.apply(batch, args.path, args.watcher)
             done += len(batch.person_ids)
             elapsed = time.monotonic() - window_started
             progress.update(
                 f"updates {done:>10,}/{args.updates:,}  {done / elapsed:>7,.0f}/s per table  "
                 f"elapsed {elapsed:5.0f} s  "
-                + "  ".join(f"{t.label.split()[0]} {t.write_s:5.0f} s" for t in targets)
+                + "  ".join(f"{t.short} {t.write_s:4.0f} s in DB" for t in targets)
             )
             if done % every == 0 or done >= args.updates:
                 for target in targets:
@@ -506,12 +559,18 @@ def main(argv: list[str] | None = None) -> int:
                 target.sample(done, args.runs)
         print()
         print(
-            f"machine: {machine_note()}; path: {args.path}; batch: {args.batch} rows per "
+            f"machine: {machine_note()}; path: {args.path}; "
+            f"watcher: {'on' if args.watcher else 'off'}; batch: {args.batch} rows per "
             f"transaction; still: {args.still:.0%}; {done:,} updates per table; "
             f"{time.monotonic() - started:.0f} s in all"
         )
         print()
+        for target in targets:
+            print(f"{target.label}: latest_positions reloptions {target.reloptions()}")
+        print()
         print(final_table(targets, done))
+        print()
+        print(trajectory_table(targets))
         print()
         print(f"command: {command_line()}")
         return 0
