@@ -112,6 +112,7 @@ class Stats:
     duplicates: int = 0
     not_ok: Counter[str] = field(default_factory=Counter)
     latencies_ms: list[float] = field(default_factory=list)
+    sent_at: list[float] = field(default_factory=list)
     window_end: float = float("inf")
 
     @property
@@ -185,6 +186,7 @@ class Phone:
             return
         stats.acked += 1
         stats.latencies_ms.append((now - started) * 1000)
+        stats.sent_at.append(started)
         stored = int(ack.get("stored", 0))
         stats.stored += stored
         if now <= stats.window_end:
@@ -589,6 +591,22 @@ def check_row(before: int, after: int, stats: Stats) -> tuple[str, str, bool]:
     )
 
 
+def slow_seconds(stats: Stats, top: int = 3) -> str:
+    """Return the seconds of the run with the highest ack p99, to show whether it is bursty."""
+    if not stats.sent_at:
+        return "n/a"
+    first = min(stats.sent_at)
+    by_second: dict[int, list[float]] = {}
+    for sent, lat in zip(stats.sent_at, stats.latencies_ms, strict=True):
+        by_second.setdefault(int(sent - first), []).append(lat)
+    p99s = sorted(((percentile(sorted(v), 99), sec) for sec, v in by_second.items()), reverse=True)
+    quiet = sorted(p for p, _ in p99s)
+    return (
+        ", ".join(f"s{sec}: {p:,.0f} ms" for p, sec in p99s[:top])
+        + f"; median second's p99 {percentile(quiet, 50):,.0f} ms"
+    )
+
+
 def ms(values: list[float], q: float) -> str:
     """Return a percentile of sorted values in whole milliseconds."""
     return f"{percentile(values, q):,.0f}"
@@ -647,6 +665,7 @@ async def part1(args: argparse.Namespace, db_url: str, tokens: list[str], res: R
         ("ack latency p50 / p99 / max",
          f"{ms(lat, 50)} / **{ms(lat, 99)}** / {lat[-1] if lat else float('nan'):,.0f} ms"),
         ("non-ok acks / timeouts", f"{sum(stats.not_ok.values()):,} {dict(stats.not_ok) or ''}"),
+        ("seconds with the worst ack p99 (by send time)", slow_seconds(stats)),
         ("**server worker VmRSS at end** (peak)", f"**{mib(rss_end)}** ({mib(hwm_end)})"),
         ("worker VmRSS idle → all connected",
          f"{mib(rss_idle)} → {mib(rss_connected)} "
