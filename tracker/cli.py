@@ -336,19 +336,8 @@ def import_track(person_id: int, path: Path) -> None:
     with click.progressbar(length=len(fixes), label=f"importing {path.name}") as bar:
         for start in range(0, len(fixes), chunk):
             rows = [
-                queries.PositionRow(
-                    person_id,
-                    device_id,
-                    f.ts,
-                    f.lat,
-                    f.lon,
-                    f.accuracy_m,
-                    f.altitude_m,
-                    f.speed_mps,
-                    f.heading_deg,
-                    f.battery,
-                )
-                for _, f in fixes[start : start + chunk]
+                queries.PositionRow.from_fix(person_id, device_id, fix)
+                for _, fix in fixes[start : start + chunk]
             ]
             for day in {row.ts.astimezone(UTC).date() for row in rows}:
                 queries.ensure_partition(db.session, day)

@@ -123,6 +123,22 @@ class PositionRow:
     heading_deg: float | None = None
     battery: float | None = None
 
+    @classmethod
+    def from_fix(cls, person_id: int, device_id: int, fix: Any) -> PositionRow:
+        """Return the row for a validated fix (tracker.ingest.validate.Fix) of a device."""
+        return cls(
+            person_id,
+            device_id,
+            fix.ts,
+            fix.lat,
+            fix.lon,
+            fix.accuracy_m,
+            fix.altitude_m,
+            fix.speed_mps,
+            fix.heading_deg,
+            fix.battery,
+        )
+
 
 def insert_positions(
     conn: Connection | Session, rows: Sequence[PositionRow]
@@ -356,6 +372,11 @@ def visible_people(user: User) -> Select[Any]:
     return stmt
 
 
+def on_duty_clause(person_id: Any) -> Any:
+    """Return an EXISTS that is true while the person in `person_id` has an open shift."""
+    return exists().where(Shift.person_id == person_id, Shift.ended_at.is_(None))
+
+
 def in_scope(user: User, person_id: Any) -> Any:
     """Return a filter keeping rows whose person the account may see.
 
@@ -399,7 +420,7 @@ def latest_positions(user: User, bbox: tuple[float, float, float, float] | None)
     Returns:
         A select() of rows with person and fix columns, lon, lat and on_duty.
     """
-    on_duty = exists().where(Shift.person_id == Person.id, Shift.ended_at.is_(None))
+    on_duty = on_duty_clause(Person.id)
     stmt = (
         select(
             Person.id.label("person_id"),
@@ -710,7 +731,7 @@ def people_on_map(session: Session, person_ids: Sequence[int]) -> list[Any]:
     """
     if not person_ids:
         return []
-    on_duty = exists().where(Shift.person_id == Person.id, Shift.ended_at.is_(None))
+    on_duty = on_duty_clause(Person.id)
     # One array parameter instead of one bound parameter per id: pushes hold 20,000 ids.
     ids = bindparam("person_ids", list(person_ids), type_=ARRAY(Integer))
     stmt = select(
@@ -789,7 +810,7 @@ def zone_facts(session: Session, person_ids: Sequence[int]) -> list[Any]:
         ),
         else_=func.ST_Distance(func.geography(zone.c.boundary), point_geog),
     )
-    on_duty = exists().where(Shift.person_id == Person.id, Shift.ended_at.is_(None))
+    on_duty = on_duty_clause(Person.id)
     stmt = (
         select(
             LatestPosition.person_id,
@@ -857,7 +878,7 @@ def silent_people(session: Session, cutoff: datetime) -> list[Any]:
 
 def clear_off_duty_flags(session: Session) -> None:
     """Forget silence and zone conclusions of people who went off duty."""
-    open_shift = exists().where(Shift.person_id == WatchState.person_id, Shift.ended_at.is_(None))
+    open_shift = on_duty_clause(WatchState.person_id)
     session.execute(
         update(WatchState)
         .where(~open_shift, (WatchState.signal_lost.is_(True)) | WatchState.zone_inside.isnot(None))
@@ -874,7 +895,7 @@ def coverage(user: User) -> Select[Any]:
     Returns:
         A select() of rows: unit_id, name, inside, assigned, on_duty_inside.
     """
-    on_duty = exists().where(Shift.person_id == LatestPosition.person_id, Shift.ended_at.is_(None))
+    on_duty = on_duty_clause(LatestPosition.person_id)
     inside = (
         select(func.count())
         .where(LatestPosition.grid_id == Unit.id)
@@ -923,7 +944,7 @@ def grid_people(user: User, unit_id: int) -> Select[Any]:
     Returns:
         A select() of rows: person_id, name, role, inside, assigned, on_duty, ts.
     """
-    on_duty = exists().where(Shift.person_id == Person.id, Shift.ended_at.is_(None))
+    on_duty = on_duty_clause(Person.id)
     return (
         select(
             Person.id.label("person_id"),
@@ -1073,7 +1094,7 @@ def nearest_people(
     """
     target = func.geography(func.ST_SetSRID(func.ST_MakePoint(lon, lat), 4326))
     geog = func.geography(LatestPosition.geom)
-    on_duty = exists().where(Shift.person_id == Person.id, Shift.ended_at.is_(None))
+    on_duty = on_duty_clause(Person.id)
     return (
         select(
             Person.id.label("person_id"),

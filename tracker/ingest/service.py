@@ -52,21 +52,7 @@ def store_positions(
         fixes, rejections = parse_batch(payload, now or datetime.now(UTC), limits())
     except PayloadError as exc:
         return {"ok": False, "error": str(exc)}
-    rows = [
-        PositionRow(
-            person_id=device.person_id,
-            device_id=device.device_id,
-            ts=fix.ts,
-            lat=fix.lat,
-            lon=fix.lon,
-            accuracy_m=fix.accuracy_m,
-            altitude_m=fix.altitude_m,
-            speed_mps=fix.speed_mps,
-            heading_deg=fix.heading_deg,
-            battery=fix.battery,
-        )
-        for _, fix in fixes
-    ]
+    rows = [PositionRow.from_fix(device.person_id, device.device_id, fix) for _, fix in fixes]
     try:
         outcome = writer.submit(rows)
     except StoreUnavailableError as exc:
