@@ -282,6 +282,12 @@ def commits_so_far(conn: psycopg2.extensions.connection) -> int:
         return int(cur.fetchone()[0])
 
 
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    """Mark a gather's outcome as seen, so that an interrupted run exits quietly."""
+    if not future.cancelled():
+        future.exception()
+
+
 async def drive(
     ws_urls: list[str],
     tokens: list[str],
@@ -305,6 +311,7 @@ async def drive(
 
         started = time.perf_counter()
         joining = asyncio.gather(*(join(phone) for phone in phones))
+        joining.add_done_callback(_retrieve)
         while not joining.done():
             failed = sum(stats.connect_failures.values())
             progress.update(f"connecting: {stats.connected}/{len(phones)} ({failed} failed)")
@@ -329,6 +336,7 @@ async def drive(
         senders = asyncio.gather(
             *(phone.run(start, stop, args.batch, args.interval) for phone in live)
         )
+        senders.add_done_callback(_retrieve)
         last = (loop.time(), 0)
         while loop.time() < stop:
             await asyncio.sleep(min(1.0, max(0.0, stop - loop.time())))
@@ -539,7 +547,7 @@ def report(
     offered_rate = args.phones * args.batch / args.interval
     check = db_positions == stats.stored
     p99 = percentile(lat, 99)
-    target_met = rate >= 10_000 and p99 < 250 and stats.connected >= 1000
+    target_met = check and rate >= 10_000 and p99 < 250 and stats.connected >= 1000
 
     offered_in_window = stats.offered_in_window
     others = result.cpu_machine - result.cpu_server - (result.cpu_postgres or 0.0)
@@ -601,7 +609,7 @@ def report(
         ),
         (
             "reference: raw COPY, no indexes",
-            f"{copy:,.0f} rows/s (ingest is {rate / copy:.2f}× of it)",
+            f"{copy:,.0f} rows/s (ingest reaches {rate / copy:.1%} of it)",
         ),
         ("target ≥ 10,000/s, p99 < 250 ms, 1,000 phones", "met" if target_met else "NOT met"),
     ]
