@@ -111,6 +111,7 @@ class Stats:
     stored_in_window: int = 0
     duplicates: int = 0
     not_ok: Counter[str] = field(default_factory=Counter)
+    unknown: int = 0  # positions in batches whose ack timed out or said retry
     latencies_ms: list[float] = field(default_factory=list)
     sent_at: list[float] = field(default_factory=list)
     window_end: float = float("inf")
@@ -178,11 +179,13 @@ class Phone:
             ack = await self.sock.call("positions", {"positions": fixes}, timeout_s=ACK_TIMEOUT_S)
         except Exception as exc:  # noqa: BLE001 - timeouts and closed sockets are counted
             stats.not_ok[f"{type(exc).__name__}"] += 1
+            stats.unknown += size
             return
         now = time.perf_counter()
         if not isinstance(ack, dict) or not ack.get("ok"):
             error = ack.get("error") if isinstance(ack, dict) else ack
             stats.not_ok[str(error)[:80]] += 1
+            stats.unknown += size
             return
         stats.acked += 1
         stats.latencies_ms.append((now - started) * 1000)
@@ -581,14 +584,22 @@ def count_positions(url: str) -> int:
 
 
 def check_row(before: int, after: int, stats: Stats) -> tuple[str, str, bool]:
-    """Return the table row comparing rows added to positions with Σ ack stored."""
+    """Return the table row comparing rows added to positions with Σ ack stored.
+
+    PASS: equal. Under overload some acks time out (or say "retry") while their rows are
+    committed later; a phone would resend them and get `duplicates`. Then the rows added
+    must lie between Σ stored and Σ stored + the positions of those batches: reported as
+    "FAIL (explained)", since the exact equality could not be checked.
+    """
     added = after - before
     ok = added == stats.stored
-    return (
-        "rows added to positions = Σ ack stored",
-        f"{added:,} = {stats.stored:,}: {'PASS' if ok else 'FAIL'}",
-        ok,
-    )
+    text = f"{added:,} = {stats.stored:,}: {'PASS' if ok else 'FAIL'}"
+    if not ok and stats.stored <= added <= stats.stored + stats.unknown:
+        text += (
+            f" (explained: {added - stats.stored:,} rows of the {stats.unknown:,} positions "
+            "whose ack timed out or said retry were committed late)"
+        )
+    return "rows added to positions = Σ ack stored", text, ok
 
 
 def slow_seconds(stats: Stats, top: int = 3) -> str:
