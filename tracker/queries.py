@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -32,7 +32,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
-from sqlalchemy.types import REAL, DateTime, Float, Integer
+from sqlalchemy.types import Integer
 
 from .models import (
     Alert,
@@ -54,26 +54,37 @@ log = logging.getLogger(__name__)
 
 # --- positions: the ingest hot path -------------------------------------------------
 
-# One round trip stores a whole group commit: the arrays are unnested into rows, new
-# fixes go into the partitioned table (a resend of a (person, ts, device) is skipped by
-# the primary key), and each person's newest new fix replaces latest_positions only when
-# it is newer than what is there. RETURNING tells the writer exactly which rows were new.
-_INSERT_POSITIONS = text(
+# One statement, one round trip, stores a whole group commit: the arrays are unnested into
+# rows; devices are marked as seen, and revoked ones found, in the same statement; new fixes
+# go into the partitioned table (a resend of a (person, ts, device) is skipped by the
+# primary key); each person's newest new fix replaces latest_positions only when it is
+# newer than what is there. Only the rows that were NOT stored come back (duplicates and
+# rows of revoked devices), which under normal load is almost nothing to transfer.
+# Arrays travel as '{...}' text and times as integer microseconds since the epoch: both
+# are much cheaper for psycopg2 to send than lists of Python objects, and exact.
+_STORE_POSITIONS = text(
     """
 WITH incoming AS (
-    SELECT * FROM unnest(
+    SELECT person_id, device_id, ts_us,
+           timestamptz 'epoch' + ts_us * interval '1 microsecond' AS ts,
+           lon, lat, accuracy_m, altitude_m, speed_mps, heading_deg, battery
+    FROM unnest(
         CAST(:person_ids AS integer[]), CAST(:device_ids AS integer[]),
-        CAST(:ts AS timestamptz[]), CAST(:lons AS float8[]), CAST(:lats AS float8[]),
+        CAST(:ts_us AS bigint[]), CAST(:lons AS float8[]), CAST(:lats AS float8[]),
         CAST(:accuracy_m AS real[]), CAST(:altitude_m AS real[]), CAST(:speed_mps AS real[]),
         CAST(:heading_deg AS real[]), CAST(:battery AS real[])
-    ) AS t(person_id, device_id, ts, lon, lat,
+    ) AS t(person_id, device_id, ts_us, lon, lat,
            accuracy_m, altitude_m, speed_mps, heading_deg, battery)
+), active AS (
+    UPDATE devices SET last_seen_at = now()
+    WHERE id IN (SELECT device_id FROM incoming) AND revoked_at IS NULL
+    RETURNING id
 ), inserted AS (
     INSERT INTO positions (person_id, device_id, ts, received_at, geom,
                            accuracy_m, altitude_m, speed_mps, heading_deg, battery)
     SELECT person_id, device_id, ts, now(), ST_SetSRID(ST_MakePoint(lon, lat), 4326),
            accuracy_m, altitude_m, speed_mps, heading_deg, battery
-    FROM incoming
+    FROM incoming JOIN active ON active.id = incoming.device_id
     ON CONFLICT DO NOTHING
     RETURNING person_id, device_id, ts, received_at, geom,
               accuracy_m, altitude_m, speed_mps, heading_deg, battery
@@ -92,20 +103,25 @@ WITH incoming AS (
         heading_deg = EXCLUDED.heading_deg, battery = EXCLUDED.battery
     WHERE lp.ts < EXCLUDED.ts
 )
-SELECT device_id, ts FROM inserted
+SELECT i.device_id, i.ts_us, a.id IS NULL AS revoked
+FROM incoming i LEFT JOIN active a ON a.id = i.device_id
+WHERE a.id IS NULL
+   OR NOT EXISTS (SELECT 1 FROM inserted n WHERE n.device_id = i.device_id AND n.ts = i.ts)
 """
-).bindparams(
-    bindparam("person_ids", type_=ARRAY(Integer)),
-    bindparam("device_ids", type_=ARRAY(Integer)),
-    bindparam("ts", type_=ARRAY(DateTime(timezone=True))),
-    bindparam("lons", type_=ARRAY(Float)),
-    bindparam("lats", type_=ARRAY(Float)),
-    bindparam("accuracy_m", type_=ARRAY(REAL)),
-    bindparam("altitude_m", type_=ARRAY(REAL)),
-    bindparam("speed_mps", type_=ARRAY(REAL)),
-    bindparam("heading_deg", type_=ARRAY(REAL)),
-    bindparam("battery", type_=ARRAY(REAL)),
 )
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MICROSECOND = timedelta(microseconds=1)
+
+
+def epoch_us(ts: datetime) -> int:
+    """Return an aware datetime as integer microseconds since the epoch, exactly."""
+    return (ts - EPOCH) // MICROSECOND
+
+
+def _pg_array(values: Iterable[Any]) -> str:
+    """Return numbers as a PostgreSQL array literal, None as NULL (a bound value, not SQL)."""
+    return "{" + ",".join("NULL" if v is None else repr(v) for v in values) + "}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,34 +156,69 @@ class PositionRow:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class StoreResult:
+    """What one store_positions() call did not store, and why."""
+
+    duplicates: set[tuple[int, int]]  # (device_id, epoch microseconds) stored before
+    revoked_devices: set[int]
+
+
+def store_positions(conn: Connection | Session, rows: Sequence[PositionRow]) -> StoreResult:
+    """Store positions of active devices and move latest_positions forward, in one statement.
+
+    Args:
+        conn: a connection or session; in autocommit mode the statement is its own
+            transaction.
+        rows: fixes to store, at most one per (device, ts); may contain fixes stored before.
+
+    Returns:
+        The rows that were not stored: duplicates, and the devices found revoked.
+    """
+    if not rows:
+        return StoreResult(set(), set())
+    params = {
+        "person_ids": _pg_array(r.person_id for r in rows),
+        "device_ids": _pg_array(r.device_id for r in rows),
+        "ts_us": _pg_array(epoch_us(r.ts) for r in rows),
+        "lons": _pg_array(r.lon for r in rows),
+        "lats": _pg_array(r.lat for r in rows),
+        "accuracy_m": _pg_array(r.accuracy_m for r in rows),
+        "altitude_m": _pg_array(r.altitude_m for r in rows),
+        "speed_mps": _pg_array(r.speed_mps for r in rows),
+        "heading_deg": _pg_array(r.heading_deg for r in rows),
+        "battery": _pg_array(r.battery for r in rows),
+    }
+    duplicates, revoked = set(), set()
+    for device_id, ts_us, is_revoked in conn.execute(_STORE_POSITIONS, params):
+        if is_revoked:
+            revoked.add(device_id)
+        else:
+            duplicates.add((device_id, ts_us))
+    return StoreResult(duplicates, revoked)
+
+
 def insert_positions(
     conn: Connection | Session, rows: Sequence[PositionRow]
 ) -> set[tuple[int, datetime]]:
-    """Store new positions and move latest_positions forward, in the caller's transaction.
+    """Store positions in the caller's transaction; return the (device_id, ts) that were new.
 
     Args:
         conn: a connection or session inside a transaction.
         rows: fixes to store; may contain fixes stored before.
 
     Returns:
-        The (device_id, ts) of the rows that were new; the others were duplicates.
+        The (device_id, ts) of the rows that were new; the others were duplicates or came
+        from revoked devices.
     """
-    if not rows:
-        return set()
-    params = {
-        "person_ids": [r.person_id for r in rows],
-        "device_ids": [r.device_id for r in rows],
-        "ts": [r.ts for r in rows],
-        "lons": [r.lon for r in rows],
-        "lats": [r.lat for r in rows],
-        "accuracy_m": [r.accuracy_m for r in rows],
-        "altitude_m": [r.altitude_m for r in rows],
-        "speed_mps": [r.speed_mps for r in rows],
-        "heading_deg": [r.heading_deg for r in rows],
-        "battery": [r.battery for r in rows],
+    unique = list({(r.device_id, r.ts): r for r in rows}.values())
+    result = store_positions(conn, unique)
+    return {
+        (r.device_id, r.ts)
+        for r in unique
+        if r.device_id not in result.revoked_devices
+        and (r.device_id, epoch_us(r.ts)) not in result.duplicates
     }
-    result = conn.execute(_INSERT_POSITIONS, params)
-    return {(device_id, ts) for device_id, ts in result}
 
 
 def touch_devices(conn: Connection | Session, device_ids: Iterable[int]) -> set[int]:
@@ -771,8 +822,12 @@ def match_grids(session: Session, person_ids: Sequence[int]) -> None:
         .limit(1)
         .scalar_subquery()
     )
+    # Only rows whose grid changes are rewritten: most fixes stay in the same grid, and each
+    # rewrite of this hot table is a dead row for vacuum and a lock the writer may meet.
     session.execute(
-        update(lp).where(lp.c.person_id.in_(sorted(set(person_ids)))).values(grid_id=grid)
+        update(lp)
+        .where(lp.c.person_id.in_(sorted(set(person_ids))), lp.c.grid_id.is_distinct_from(grid))
+        .values(grid_id=grid)
     )
 
 

@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime, timedelta
 import gevent
 from flask import Flask
 from gevent.event import AsyncResult, Event
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -60,6 +61,7 @@ class GroupCommitWriter:
         self._greenlet: gevent.Greenlet | None = None
         self._listeners: list[Listener] = []
         self._partition_days: set[date] = set()
+        self._conn: Connection | None = None
         self.flushes = 0
         self.rows_committed = 0
 
@@ -69,7 +71,8 @@ class GroupCommitWriter:
         self.interval_s = app.config["INGEST_FLUSH_INTERVAL_S"]
         self.flush_rows = app.config["INGEST_FLUSH_ROWS"]
         self.ack_timeout_s = app.config["INGEST_ACK_TIMEOUT_S"]
-        self.max_pending_rows = 20 * self.flush_rows
+        # Refuse quickly when the database falls behind, rather than queue seconds of input.
+        self.max_pending_rows = 2 * self.flush_rows
         self.days_ahead = app.config["PARTITION_DAYS_AHEAD"]
         self.days_back = app.config["MAX_AGE_S"] // 86400 + 1
         app.extensions["ingest_writer"] = self
@@ -100,7 +103,13 @@ class GroupCommitWriter:
         try:
             return submission.result.get(timeout=self.ack_timeout_s)
         except gevent.Timeout:
-            raise StoreUnavailableError("store: no commit within the timeout, retry") from None
+            if submission in self._pending:
+                # Not yet taken by a flush: withdraw it, so that "retry" stays true.
+                self._pending.remove(submission)
+                self._pending_rows -= len(rows)
+                raise StoreUnavailableError("store: no commit within the timeout, retry") from None
+        # Already in a transaction: only its commit (or failure) may answer.
+        return submission.result.get()
 
     def _run(self) -> None:
         """Flush pending submissions forever, one transaction at a time."""
@@ -144,7 +153,7 @@ class GroupCommitWriter:
                 log.exception("listener %r failed after a commit", listener)
 
     def _write(self, batch: list[_Submission]) -> tuple[list[WriteOutcome], list[PositionRow]]:
-        """Store the batch in one transaction; return each submission's outcome."""
+        """Store the batch in one statement; return each submission's outcome."""
         first_by_key: dict[tuple[int, datetime], PositionRow] = {}
         for submission in batch:
             for row in submission.rows:
@@ -152,35 +161,62 @@ class GroupCommitWriter:
         unique_rows = list(first_by_key.values())
         self._ensure_partitions(unique_rows)
         started = time.perf_counter()
-        with Session(db.engine) as session, session.begin():
-            active = queries.touch_devices(session, {row.device_id for row in unique_rows})
-            storable = [row for row in unique_rows if row.device_id in active]
-            inserted = queries.insert_positions(session, storable)
+        try:
+            result = queries.store_positions(self._connection(), unique_rows)
+        except DBAPIError:
+            self._drop_connection()
+            raise
         log.debug(
-            "committed %d of %d rows in %.1f ms",
-            len(inserted),
+            "stored %d rows in %.1f ms",
             len(unique_rows),
             (time.perf_counter() - started) * 1000,
         )
+
+        def stored(row: PositionRow) -> bool:
+            return (
+                row.device_id not in result.revoked_devices
+                and (row.device_id, queries.epoch_us(row.ts)) not in result.duplicates
+            )
+
         # Credit each new row to the first submission that carried it; every other
         # copy, in this batch or stored earlier, is a duplicate.
         credited: set[tuple[int, datetime]] = set()
         outcomes = []
         for submission in batch:
-            stored = duplicates = 0
+            new = duplicates = 0
             revoked = False
             for row in submission.rows:
                 key = (row.device_id, row.ts)
-                if row.device_id not in active:
+                if row.device_id in result.revoked_devices:
                     revoked = True
-                elif key in inserted and key not in credited and first_by_key[key] is row:
+                elif first_by_key[key] is row and key not in credited and stored(row):
                     credited.add(key)
-                    stored += 1
+                    new += 1
                 else:
                     duplicates += 1
-            outcomes.append(WriteOutcome(stored, duplicates, revoked))
-        committed = [row for row in storable if (row.device_id, row.ts) in inserted]
+            outcomes.append(WriteOutcome(new, duplicates, revoked))
+        committed = [row for row in unique_rows if stored(row)]
         return outcomes, committed
+
+    def _connection(self) -> Connection:
+        """Return the writer's own autocommit connection, opening it if needed.
+
+        A dedicated connection spares each group commit the pool's checkout and pre-ping
+        round trips; under load every round trip waits a whole turn of the event loop.
+        """
+        if self._conn is None or self._conn.closed:
+            self._conn = db.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        return self._conn
+
+    def _drop_connection(self) -> None:
+        """Forget a connection that failed, so that the next flush opens a fresh one."""
+        if self._conn is not None:
+            try:
+                self._conn.invalidate()
+                self._conn.close()
+            except Exception:
+                log.debug("closing the failed writer connection failed", exc_info=True)
+            self._conn = None
 
     def _ensure_partitions(self, rows: Sequence[PositionRow]) -> None:
         """Make sure every day the rows fall on, and the days ahead, have a partition."""
