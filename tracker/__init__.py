@@ -14,7 +14,7 @@ from .api.routes import bp as api_bp
 from .api.zones import bp as zones_api_bp
 from .config import PROJECT_ROOT, Config
 from .extensions import babel, db, login, migrate, socketio
-from .ingest.events import DeviceNamespace
+from .ingest.events import DeviceNamespace, register_positions_handler
 from .ingest.http import bp as ingest_http_bp
 from .ingest.writer import writer
 from .live.events import LiveNamespace
@@ -91,7 +91,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(ingest_http_bp)
     app.register_blueprint(phone_bp)
     app.register_blueprint(staff_bp)
-    socketio.on_namespace(DeviceNamespace("/device"))
+    device_namespace = DeviceNamespace("/device")
+    socketio.on_namespace(device_namespace)
+    register_positions_handler(app, device_namespace)
     socketio.on_namespace(LiveNamespace("/live"))
     cli.init_app(app)
     return app

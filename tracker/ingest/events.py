@@ -8,7 +8,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
-from flask import current_app, request
+from flask import Flask, current_app, request
 from flask_socketio import ConnectionRefusedError, Namespace, join_room
 
 from ..extensions import socketio
@@ -101,15 +101,20 @@ class DeviceNamespace(Namespace):
             log.info("device %d disconnected (%s)", device.device_id, reason)
 
     @_never_raise
-    def on_positions(self, payload: Any = None) -> dict[str, Any]:
-        """Sent by a phone with a batch of fixes; the ack follows their commit."""
-        device = self.devices[request.sid]
+    def handle_positions(self, sid: str, payload: Any = None) -> dict[str, Any]:
+        """Sent by a phone with a batch of fixes; the ack follows their commit.
+
+        Registered on python-socketio directly (register_positions_handler): this is the
+        one hot event, and it needs neither the Flask request context nor the session
+        that Flask-SocketIO would build for every batch.
+        """
+        device = self.devices[sid]
         ack = service.store_positions(
             device, payload, _encoded_size(payload, current_app.config["MAX_PAYLOAD_BYTES"])
         )
         if ack.get("error", "").startswith("auth.token"):
             # Close only after the ack has gone out, so the phone learns why.
-            socketio.start_background_task(self._disconnect_later, request.sid)
+            socketio.start_background_task(self._disconnect_later, sid)
         return ack
 
     def _disconnect_later(self, sid: str) -> None:
@@ -134,3 +139,14 @@ class DeviceNamespace(Namespace):
         from ..dispatch.service import update_task
 
         return update_task(self.devices[request.sid], payload)
+
+
+def register_positions_handler(app: Flask, namespace: DeviceNamespace) -> None:
+    """Route `positions` on /device to the namespace with only an app context around it."""
+
+    def on_positions(sid: str, payload: Any = None) -> dict[str, Any]:
+        with app.app_context():
+            return namespace.handle_positions(sid, payload)
+
+    # python-socketio tries handlers registered this way before namespace classes.
+    socketio.server.on("positions", on_positions, namespace=namespace.namespace)
