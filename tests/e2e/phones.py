@@ -94,7 +94,12 @@ class ResendingPhone:
         self.phone: TestPhone | None = None
 
     def _ensure_connected(self) -> None:
-        if self.phone is None or not self.phone.client.connected:
+        if self.phone is not None and not self.phone.client.connected:
+            # The server closed the connection between two sends: that too is a failure the
+            # phone noticed, even though no send was in flight.
+            self.failures += 1
+            self.phone = None
+        if self.phone is None:
             self.phone = TestPhone(self.url, self.token).connect()
 
     def _flush(self) -> None:
