@@ -461,6 +461,19 @@ def bbox_filter(geom: Any, bbox: tuple[float, float, float, float]) -> Any:
     return geom.op("&&")(func.ST_MakeEnvelope(west, south, east, north, 4326))
 
 
+def _person_with_fix() -> tuple[Any, ...]:
+    """Return the columns that say who a person is and when and where their newest fix is."""
+    return (
+        Person.id.label("person_id"),
+        Person.name,
+        Person.role,
+        Person.unit_id,
+        LatestPosition.ts,
+        func.ST_Y(LatestPosition.geom).label("lat"),
+        func.ST_X(LatestPosition.geom).label("lon"),
+    )
+
+
 def latest_positions(user: User, bbox: tuple[float, float, float, float] | None) -> Select[Any]:
     """Return a select of each visible person's newest fix, with who they are.
 
@@ -474,17 +487,11 @@ def latest_positions(user: User, bbox: tuple[float, float, float, float] | None)
     on_duty = on_duty_clause(Person.id)
     stmt = (
         select(
-            Person.id.label("person_id"),
-            Person.name,
-            Person.role,
-            Person.unit_id,
-            LatestPosition.ts,
+            *_person_with_fix(),
             LatestPosition.accuracy_m,
             LatestPosition.speed_mps,
             LatestPosition.heading_deg,
             LatestPosition.battery,
-            func.ST_X(LatestPosition.geom).label("lon"),
-            func.ST_Y(LatestPosition.geom).label("lat"),
             on_duty.label("on_duty"),
         )
         .join(Person, Person.id == LatestPosition.person_id)
@@ -1151,16 +1158,7 @@ def nearest_people(
     geog = func.geography(LatestPosition.geom)
     on_duty = on_duty_clause(Person.id)
     return (
-        select(
-            Person.id.label("person_id"),
-            Person.name,
-            Person.role,
-            Person.unit_id,
-            LatestPosition.ts,
-            func.ST_Y(LatestPosition.geom).label("lat"),
-            func.ST_X(LatestPosition.geom).label("lon"),
-            func.ST_Distance(geog, target).label("distance_m"),
-        )
+        select(*_person_with_fix(), func.ST_Distance(geog, target).label("distance_m"))
         .join(Person, Person.id == LatestPosition.person_id)
         .where(
             on_duty,

@@ -19,8 +19,7 @@ bp = Blueprint("ingest_http", __name__)
 @bp.post("/api/v1/positions")
 def post_positions():
     """Store a batch sent over HTTP; same payload and answer as the `positions` event."""
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    device = service.identify_device(token.strip()) if scheme.lower() == "bearer" else None
+    device = service.identify_device(_bearer_token())
     if device is None:
         return jsonify(ok=False, error="auth.token: unknown or revoked device token"), 401
     cap = current_app.config["MAX_PAYLOAD_BYTES"]
@@ -94,6 +93,16 @@ def _raise_alarm(device: DeviceIdentity, parsed: clients.ClientRequest) -> dict[
     return ack
 
 
+def _store_and_answer(
+    parsed: clients.ClientRequest, token: str | None, client: str
+) -> tuple[dict[str, Any], int]:
+    """Store what an app sent; return the ack and the HTTP status the app understands."""
+    ack = _store_client_request(parsed, token)
+    for rejection in ack.get("rejected", []):
+        log.info("%s fix rejected: %s", client, rejection["error"])
+    return ack, _client_status(ack)
+
+
 def _client_status(ack: dict[str, Any]) -> int:
     """Return the HTTP status for an ack, as GPS apps understand it.
 
@@ -110,12 +119,6 @@ def _client_status(ack: dict[str, Any]) -> int:
     return 400
 
 
-def _log_rejections(ack: dict[str, Any], client: str) -> None:
-    """Log fixes that an app sent but that broke a rule."""
-    for rejection in ack.get("rejected", []):
-        log.info("%s fix rejected: %s", client, rejection["error"])
-
-
 @bp.route("/osmand", methods=["GET", "POST"])
 @bp.route("/osmand/<token>", methods=["GET", "POST"])
 def osmand(token: str | None = None):
@@ -130,9 +133,7 @@ def osmand(token: str | None = None):
             parsed = clients.from_osmand(clients.parse_form_text(body), token)
     except clients.ClientFormatError as exc:
         return jsonify(ok=False, error=str(exc)), 400
-    ack = _store_client_request(parsed, token or parsed.token)
-    _log_rejections(ack, "osmand")
-    status = _client_status(ack)
+    ack, status = _store_and_answer(parsed, token or parsed.token, "osmand")
     # Traccar's own server answers an unknown device id with 404 (and the apps show it).
     return jsonify(ack), 404 if status == 401 else status
 
@@ -158,9 +159,7 @@ def owntracks(token: str | None = None):
         parsed = clients.from_owntracks(request.get_json(silent=True, force=True))
     except clients.ClientFormatError as exc:
         return jsonify(error=str(exc)), 400
-    ack = _store_client_request(parsed, token)
-    _log_rejections(ack, "owntracks")
-    status = _client_status(ack)
+    ack, status = _store_and_answer(parsed, token, "owntracks")
     if status != 200:
         return jsonify(error=ack["error"]), status
     return jsonify([]), 200
@@ -175,9 +174,7 @@ def overland(token: str | None = None):
         parsed = clients.from_overland(request.get_json(silent=True, force=True))
     except clients.ClientFormatError as exc:
         return jsonify(result="error", error=str(exc)), 400
-    ack = _store_client_request(parsed, token)
-    _log_rejections(ack, "overland")
-    status = _client_status(ack)
+    ack, status = _store_and_answer(parsed, token, "overland")
     if status != 200:
         return jsonify(result="error", error=ack["error"]), status
     return jsonify(
