@@ -11,7 +11,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     CTE,
@@ -119,14 +119,19 @@ def epoch_us(ts: datetime) -> int:
     return (ts - EPOCH) // MICROSECOND
 
 
-def _pg_array(values: Iterable[Any]) -> str:
+def _pg_array(values: Sequence[Any]) -> str:
     """Return numbers as a PostgreSQL array literal, None as NULL (a bound value, not SQL)."""
+    if None not in values:
+        return "{" + ",".join(map(repr, values)) + "}"
     return "{" + ",".join("NULL" if v is None else repr(v) for v in values) + "}"
 
 
-@dataclass(frozen=True, slots=True)
-class PositionRow:
-    """A fix ready to store: who sent it and its values in stored units."""
+class PositionRow(NamedTuple):
+    """A fix ready to store: who sent it and its values in stored units.
+
+    A named tuple: the ingest path builds one per position, and store_positions() turns a
+    list of them into columns with a single zip().
+    """
 
     person_id: int
     device_id: int
@@ -142,18 +147,7 @@ class PositionRow:
     @classmethod
     def from_fix(cls, person_id: int, device_id: int, fix: Any) -> PositionRow:
         """Return the row for a validated fix (tracker.ingest.validate.Fix) of a device."""
-        return cls(
-            person_id,
-            device_id,
-            fix.ts,
-            fix.lat,
-            fix.lon,
-            fix.accuracy_m,
-            fix.altitude_m,
-            fix.speed_mps,
-            fix.heading_deg,
-            fix.battery,
-        )
+        return cls(person_id, device_id, *fix)
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,17 +171,20 @@ def store_positions(conn: Connection | Session, rows: Sequence[PositionRow]) -> 
     """
     if not rows:
         return StoreResult(set(), set())
+    (person_ids, device_ids, times, lats, lons, accuracy, altitude, speed, heading, battery) = zip(
+        *rows, strict=True
+    )
     params = {
-        "person_ids": _pg_array(r.person_id for r in rows),
-        "device_ids": _pg_array(r.device_id for r in rows),
-        "ts_us": _pg_array(epoch_us(r.ts) for r in rows),
-        "lons": _pg_array(r.lon for r in rows),
-        "lats": _pg_array(r.lat for r in rows),
-        "accuracy_m": _pg_array(r.accuracy_m for r in rows),
-        "altitude_m": _pg_array(r.altitude_m for r in rows),
-        "speed_mps": _pg_array(r.speed_mps for r in rows),
-        "heading_deg": _pg_array(r.heading_deg for r in rows),
-        "battery": _pg_array(r.battery for r in rows),
+        "person_ids": _pg_array(person_ids),
+        "device_ids": _pg_array(device_ids),
+        "ts_us": _pg_array([(ts - EPOCH) // MICROSECOND for ts in times]),
+        "lons": _pg_array(lons),
+        "lats": _pg_array(lats),
+        "accuracy_m": _pg_array(accuracy),
+        "altitude_m": _pg_array(altitude),
+        "speed_mps": _pg_array(speed),
+        "heading_deg": _pg_array(heading),
+        "battery": _pg_array(battery),
     }
     duplicates, revoked = set(), set()
     for device_id, ts_us, is_revoked in conn.execute(_STORE_POSITIONS, params):
@@ -838,15 +835,21 @@ def match_grids(session: Session, person_ids: Sequence[int]) -> None:
     )
 
 
+_ENSURE_WATCH_STATES = text(
+    """
+INSERT INTO watch_states (person_id)
+SELECT unnest(CAST(:person_ids AS integer[]))
+ON CONFLICT (person_id) DO NOTHING
+"""
+)
+
+
 def ensure_watch_states(session: Session, person_ids: Iterable[int]) -> None:
     """Create missing watch_states rows so that they can be locked and updated."""
     ids = sorted(set(person_ids))
     if ids:
-        session.execute(
-            pg_insert(WatchState)
-            .values([{"person_id": pid} for pid in ids])
-            .on_conflict_do_nothing(index_elements=["person_id"])
-        )
+        # One array parameter, so the statement is compiled once however many people come.
+        session.execute(_ENSURE_WATCH_STATES, {"person_ids": ids})
 
 
 def zone_facts(session: Session, person_ids: Sequence[int]) -> list[Any]:

@@ -52,7 +52,8 @@ def store_positions(
         fixes, rejections = parse_batch(payload, now or datetime.now(UTC), limits())
     except PayloadError as exc:
         return {"ok": False, "error": str(exc)}
-    rows = [PositionRow.from_fix(device.person_id, device.device_id, fix) for _, fix in fixes]
+    person_id, device_id = device.person_id, device.device_id
+    rows = [PositionRow(person_id, device_id, *fix) for _, fix in fixes]
     try:
         outcome = writer.submit(rows)
     except StoreUnavailableError as exc:

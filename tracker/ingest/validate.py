@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from math import isfinite
+from typing import Any, NamedTuple
 
 
 class PayloadError(ValueError):
     """The whole payload is unusable; nothing of it is stored."""
 
 
-@dataclass(frozen=True, slots=True)
-class Fix:
-    """One validated GPS fix, in stored units."""
+class Fix(NamedTuple):
+    """One validated GPS fix, in stored units.
+
+    A named tuple rather than a frozen dataclass: tens of thousands are built per second on
+    the ingest path, and a frozen dataclass pays for a setattr call per field.
+    """
 
     ts: datetime
     lat: float
@@ -56,15 +59,22 @@ class ItemError(ValueError):
 def _number(item: dict[str, Any], field: str, required: bool) -> float | None:
     """Return item[field] as a finite float, or raise ItemError naming the field."""
     value = item.get(field)
-    if value is None:
+    # Exact type checks: JSON decoders give plain int and float, and bool (a subclass of
+    # int) must not pass as 1.
+    if type(value) is float:
+        number = value
+    elif type(value) is int:
+        try:
+            number = float(value)
+        except OverflowError:
+            raise ItemError(f"{field}: must be a finite number") from None
+    elif value is None:
         if required:
             raise ItemError(f"{field}: is required")
         return None
-    # bool is a subclass of int in Python; JSON true must not pass as 1.
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    else:
         raise ItemError(f"{field}: must be a number, got {type(value).__name__}")
-    number = float(value)
-    if not math.isfinite(number):
+    if not isfinite(number):
         raise ItemError(f"{field}: must be a finite number")
     return number
 
@@ -93,17 +103,47 @@ def parse_ts(value: Any) -> datetime:
     raise ItemError("ts: must be an ISO-8601 string or integer epoch milliseconds")
 
 
+@dataclass(frozen=True, slots=True)
+class _Window:
+    """The accepted range of fix times for one batch, worked out once per batch."""
+
+    latest: datetime
+    earliest: datetime | None
+    too_old: str
+
+    @classmethod
+    def of(cls, now: datetime, limits: Limits) -> _Window:
+        """Return the window that `limits` allow at `now`."""
+        candidates = []
+        if limits.max_age is not None:
+            candidates.append(
+                (now - limits.max_age, f"older than {int(limits.max_age.total_seconds())} s")
+            )
+        if limits.earliest is not None:
+            candidates.append(
+                (
+                    limits.earliest,
+                    f"before {limits.earliest.date().isoformat()}, the earliest accepted",
+                )
+            )
+        earliest, too_old = max(candidates, key=lambda c: c[0]) if candidates else (None, "")
+        return cls(now + limits.max_future, earliest, f"ts: {too_old}")
+
+
 def parse_fix(item: Any, now: datetime, limits: Limits) -> Fix:
     """Validate one item of a batch and return it as a Fix, or raise ItemError."""
-    if not isinstance(item, dict):
+    return _parse_fix(item, _Window.of(now, limits), limits)
+
+
+def _parse_fix(item: Any, window: _Window, limits: Limits) -> Fix:
+    """Validate one item against a batch's time window; see parse_fix()."""
+    if type(item) is not dict:
         raise ItemError(f"item: must be an object, got {type(item).__name__}")
     ts = parse_ts(item.get("ts"))
-    if ts > now + limits.max_future:
+    if ts > window.latest:
         raise ItemError(f"ts: more than {int(limits.max_future.total_seconds())} s in the future")
-    if limits.max_age is not None and ts < now - limits.max_age:
-        raise ItemError(f"ts: older than {int(limits.max_age.total_seconds())} s")
-    if limits.earliest is not None and ts < limits.earliest:
-        raise ItemError(f"ts: before {limits.earliest.date().isoformat()}, the earliest accepted")
+    if window.earliest is not None and ts < window.earliest:
+        raise ItemError(window.too_old)
     lat = _number(item, "lat", required=True)
     lon = _number(item, "lon", required=True)
     assert lat is not None and lon is not None
@@ -127,16 +167,7 @@ def parse_fix(item: Any, now: datetime, limits: Limits) -> Fix:
     if battery is not None and not 0 <= battery <= 1:
         raise ItemError("battery: must be between 0 and 1")
     altitude = _number(item, "altitude", required=False)
-    return Fix(
-        ts=ts,
-        lat=lat,
-        lon=lon,
-        accuracy_m=accuracy,
-        altitude_m=altitude,
-        speed_mps=speed,
-        heading_deg=heading,
-        battery=battery,
-    )
+    return Fix(ts, lat, lon, accuracy, altitude, speed, heading, battery)
 
 
 def parse_batch(
@@ -164,9 +195,10 @@ def parse_batch(
         raise PayloadError(f"positions: must hold 1 to {limits.max_items} items, got {len(items)}")
     fixes: list[tuple[int, Fix]] = []
     rejections: list[Rejection] = []
+    window = _Window.of(now, limits)
     for index, item in enumerate(items):
         try:
-            fixes.append((index, parse_fix(item, now, limits)))
+            fixes.append((index, _parse_fix(item, window, limits)))
         except ItemError as exc:
             rejections.append(Rejection(index, str(exc)))
     return fixes, rejections
