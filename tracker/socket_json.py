@@ -3,9 +3,11 @@
 Every batch from a phone is one packet to decode and one ack to encode. python-socketio's
 default decoder builds a new `json.JSONDecoder` for every packet (it passes `parse_int` to
 cap integer sizes) and parses numbers in Python; orjson does the same work in a fraction of
-the time. Where orjson is stricter than the standard decoder (NaN and Infinity literals,
-integers beyond 64 bits), the packet is decoded the standard way instead, so that such
-values still reach validation and are rejected with the field named, as before.
+the time. Where orjson refuses what the standard decoder accepts (NaN and Infinity
+literals, numbers beyond the range of a double), the packet is decoded the standard way
+instead, so that such values still reach validation and are rejected with the field named,
+as before. (orjson reads integers beyond 64 bits as floats, never as costly big integers;
+validation turns every number into a float anyway.)
 """
 
 from __future__ import annotations

@@ -83,6 +83,40 @@ def test_mixed_batch_gets_exact_counts_and_stores_only_valid_items(server, make_
     phone.close()
 
 
+def test_values_the_fast_json_decoder_refuses_still_get_item_errors(server, make_phone, engine):
+    # Python's json writes NaN, Infinity and big integers as bare literals. The server's
+    # packet decoder (orjson) refuses them, so the packet must be decoded the standard way
+    # and each such item rejected with its field named, while the rest is stored.
+    p = make_phone()
+    phone = TestPhone(server.url, p.token).connect()
+    t = now_ms()
+    ack = phone.send(
+        [
+            fix(t - 4000, lat=float("nan")),
+            fix(t - 3000, lon=float("inf")),
+            fix(t - 2000, accuracy=10**30),
+            fix(t - 1000, lat=39.95),
+        ]
+    )
+    assert ack == {
+        "ok": True,
+        "stored": 2,
+        "duplicates": 0,
+        "rejected": [
+            {"index": 0, "error": "lat: must be a finite number"},
+            {"index": 1, "error": "lon: must be a finite number"},
+        ],
+    }
+    rows = stored_rows(engine, p.person_id)
+    assert [(r.ts, r[2]) for r in rows] == [
+        (datetime.fromtimestamp((t - 2000) / 1000, UTC), 39.93),
+        (datetime.fromtimestamp((t - 1000) / 1000, UTC), 39.95),
+    ]
+    # The connection keeps working with ordinary packets afterwards.
+    assert phone.send([fix(t, lat=39.96)])["stored"] == 1
+    phone.close()
+
+
 def test_resend_after_a_lost_ack_stores_nothing_twice(server, make_phone, engine):
     p = make_phone()
     t = now_ms()
