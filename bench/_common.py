@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import math
 import os
 import signal
@@ -320,6 +321,19 @@ class Progress:
             sys.stderr.write("\n")
             sys.stderr.flush()
         self._width = 0
+
+
+def quiet_gc() -> None:
+    """Keep the load generator's own garbage collector from pausing it while it measures.
+
+    With thousands of sockets in one asyncio process, CPython's default thresholds run full
+    collections that stop the loop for hundreds of milliseconds, and every ack that
+    arrives meanwhile would be counted late. The server gets the same treatment
+    (deploy/gunicorn.conf.py); call this once the phones are connected.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(100_000, 10, 10)
 
 
 def percentile(sorted_values: Sequence[float], q: float) -> float:

@@ -53,6 +53,7 @@ from _common import (
     percentile,
     postmaster_pid,
     proc_status_kib,
+    quiet_gc,
     raise_on_sigterm,
     tree_cpu_seconds,
 )
@@ -318,6 +319,7 @@ async def drive(
             await asyncio.wait([joining], timeout=0.25)
         connect_s = time.perf_counter() - started
         progress.done(f"connected: {stats.connected}/{len(phones)} in {connect_s:.1f} s")
+        quiet_gc()
         live = [phone for phone in phones if phone.ws is not None]
         if not live:
             raise RuntimeError(f"no phone could connect: {dict(stats.connect_failures)}")

@@ -69,6 +69,7 @@ from _common import (
     percentile,
     postmaster_pid,
     proc_status_kib,
+    quiet_gc,
     raise_on_sigterm,
     tree_cpu_seconds,
 )
@@ -231,6 +232,7 @@ async def connect_phones(phones: list[Phone], stats: Stats, wave: int = WAVE) ->
         )
     elapsed = time.perf_counter() - started
     progress.done(f"connected: {stats.connected:,}/{len(phones):,} in {elapsed:.1f} s")
+    quiet_gc()
     return elapsed
 
 
