@@ -156,3 +156,16 @@ def test_every_valid_fix_is_accepted(lat, lon, age_ms, heading, battery):
         assert len(rejections) == 1
     else:
         assert rejections == [] and len(fixes) == 1
+
+
+def test_a_fix_extends_into_a_stored_row_field_by_field():
+    # The ingest path builds rows as PositionRow(person_id, device_id, *fix): the two named
+    # tuples must keep their fields in the same order.
+    from tracker.ingest.validate import Fix
+    from tracker.queries import PositionRow
+
+    assert PositionRow._fields[2:] == Fix._fields
+    ((_, fix),) = parse_batch({"positions": [one(accuracy=5, battery=0.5)]}, NOW, LIMITS)[0]
+    row = PositionRow(7, 9, *fix)
+    assert (row.person_id, row.device_id, row.ts, row.lat, row.lon) == (7, 9, NOW, 39.93, 116.41)
+    assert (row.accuracy_m, row.battery, row.speed_mps) == (5.0, 0.5, None)
