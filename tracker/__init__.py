@@ -12,7 +12,7 @@ from . import auth, cli, socket_json
 from .api.incidents import bp as incidents_api_bp
 from .api.routes import bp as api_bp
 from .api.zones import bp as zones_api_bp
-from .config import PROJECT_ROOT, Config
+from .config import PROJECT_ROOT, Config, database_connect_args
 from .extensions import babel, db, login, migrate, socketio
 from .ingest.events import DeviceNamespace, register_positions_handler
 from .ingest.http import bp as ingest_http_bp
@@ -67,6 +67,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.config.from_object(Config())
     if test_config:
         app.config.update(test_config)
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {
+        **app.config["SQLALCHEMY_ENGINE_OPTIONS"],
+        "connect_args": database_connect_args(app.config["SQLALCHEMY_DATABASE_URI"]),
+    }
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))

@@ -6,6 +6,8 @@ import os
 import secrets
 from pathlib import Path
 
+from sqlalchemy.engine import make_url
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 VAR_DIR = PROJECT_ROOT / "var"
 
@@ -13,6 +15,21 @@ VAR_DIR = PROJECT_ROOT / "var"
 def _embedded_database_url() -> str:
     """Return the URL of the project-local cluster that scripts/pg.sh manages."""
     return f"postgresql+psycopg2://postgres@/tracker?host={VAR_DIR / 'pg' / 'run'}"
+
+
+def database_connect_args(url: str) -> dict[str, str]:
+    """Return psycopg2's connect arguments for the app's connections to `url`.
+
+    PostgreSQL's JIT compiler starts when a plan's estimated cost passes a threshold; the
+    group commit's statement crossed it now and then and spent 400-500 ms compiling a plan
+    that runs in 20 ms. Every query of this app is short, so JIT never pays: it is turned
+    off per connection. connect_args replace a libpq `options` given in the URL, so those
+    are kept by joining them here.
+    """
+    options = make_url(url).query.get("options", "")
+    if isinstance(options, tuple):
+        options = " ".join(options)
+    return {"options": f"{options} -c jit=off".strip()}
 
 
 def _secret_key() -> str:
@@ -49,10 +66,7 @@ class Config:
         "pool_size": _int("DB_POOL_SIZE", 10),
         "max_overflow": _int("DB_MAX_OVERFLOW", 20),
         "pool_timeout": 10,
-        # PostgreSQL's JIT compiler starts when a plan's estimated cost passes a threshold;
-        # a group commit's statement crossed it now and then and spent 400-500 ms compiling
-        # a plan that runs in 20 ms. Every query of this app is short, so JIT never pays.
-        "connect_args": {"options": "-c jit=off"},
+        # connect_args come from database_connect_args(), once the URL is final.
     }
     SQLALCHEMY_TRACK_MODIFICATIONS = False
 

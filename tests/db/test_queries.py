@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from tracker import queries
 from tracker.geo import haversine_m
@@ -164,3 +164,8 @@ def test_latest_positions_bbox_and_duty(session, person):
 def test_open_shift_is_idempotent(session, person):
     first = queries.open_shift(session, person[0])
     assert queries.open_shift(session, person[0]).id == first.id
+
+
+def test_the_apps_connections_run_without_jit(session):
+    # A JIT compile of the group commit took 400-500 ms; see tracker/config.py.
+    assert session.execute(text("SHOW jit")).scalar() == "off"
