@@ -8,7 +8,7 @@ Usage (from the repository root):
 The run creates a throwaway database next to DATABASE_URL's (or on the embedded cluster
 of scripts/pg.sh), migrates it, adds one person and one device per phone, starts
 `gunicorn -c deploy/gunicorn.conf.py wsgi:app` on a free port and drives the phones with
-an asyncio load generator that speaks Engine.IO v4 / Socket.IO v5 frames directly. Server
+an asyncio load generator (bench/_phones.py: one tracker.sim DeviceSocket per phone). Server
 settings read by tracker/config.py (INGEST_FLUSH_INTERVAL_S, INGEST_FLUSH_ROWS, ...) pass
 through from the environment; `--servers N` starts N such processes on the same database
 and spreads the phones over them, as nginx does (deploy/nginx.conf).
@@ -23,17 +23,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import io
-import json
 import logging
 import random
 import resource
 import struct
 import sys
 import time
-from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -57,17 +54,11 @@ from _common import (
     raise_on_sigterm,
     tree_cpu_seconds,
 )
+from _phones import BEIJING, Phone, Stats
 from psycopg2.extras import execute_values
 
 log = logging.getLogger(__name__)
 
-NAMESPACE = "/device"
-CONNECT_PREFIX = f"40{NAMESPACE},"
-ERROR_PREFIX = f"44{NAMESPACE},"
-DISCONNECT_PREFIX = f"41{NAMESPACE}"
-ACK_PREFIX = f"43{NAMESPACE},"
-EVENT_PREFIX = f"42{NAMESPACE},"
-BEIJING = (39.9042, 116.4074)  # lat, lon
 TARGET_OFFERED = 12_000  # positions/s offered with the default flags
 SERVER_ENV = (
     "INGEST_FLUSH_INTERVAL_S",
@@ -82,181 +73,6 @@ REFERENCE_S = 5.0
 
 
 # --- the load generator ---------------------------------------------------------
-
-
-@dataclass
-class Stats:
-    """What the phones saw, shared by all of them."""
-
-    connected: int = 0
-    connect_failures: Counter[str] = field(default_factory=Counter)
-    disconnects: int = 0
-    batches_sent: int = 0
-    offered: int = 0
-    acks: int = 0
-    stored: int = 0
-    stored_in_window: int = 0
-    duplicates: int = 0
-    rejected: int = 0
-    not_ok: Counter[str] = field(default_factory=Counter)
-    latencies_ms: list[float] = field(default_factory=list)
-    send_lag_ms: list[float] = field(default_factory=list)
-    window_end: float = float("inf")
-    offered_in_window: int = 0
-
-    @property
-    def in_flight(self) -> int:
-        """Return how many batches have been sent and not yet acknowledged."""
-        return self.batches_sent - self.acks
-
-
-class Phone:
-    """One simulated phone: a websocket, its device token, a random walk near Beijing."""
-
-    def __init__(self, index: int, token: str, seed: int, stats: Stats) -> None:
-        """Create a phone that has not connected yet."""
-        self.index = index
-        self.token = token
-        self.rng = random.Random(seed * 1_000_003 + index)
-        self.stats = stats
-        self.lat = BEIJING[0] + self.rng.uniform(-0.15, 0.15)
-        self.lon = BEIJING[1] + self.rng.uniform(-0.2, 0.2)
-        self.heading = self.rng.uniform(0, 360)
-        self.battery = self.rng.uniform(0.3, 1.0)
-        self.last_ts = 0
-        self.next_ack = 0
-        self.pending: dict[int, tuple[float, int]] = {}
-        self.ws: aiohttp.ClientWebSocketResponse | None = None
-        self.reader: asyncio.Task[None] | None = None
-        self.all_acked = asyncio.Event()
-        self.all_acked.set()
-
-    async def connect(self, session: aiohttp.ClientSession, url: str) -> bool:
-        """Open the websocket and join the /device namespace with the token."""
-        try:
-            ws = await session.ws_connect(url, autoping=True, max_msg_size=0, compress=0)
-            opening = await ws.receive_str(timeout=30)
-            if not opening.startswith("0{"):
-                raise ValueError(f"unexpected open packet {opening[:40]!r}")
-            await ws.send_str(CONNECT_PREFIX + json.dumps({"token": self.token}))
-            while True:
-                reply = await ws.receive_str(timeout=30)
-                if reply == "2":
-                    await ws.send_str("3")
-                    continue
-                break
-        except (aiohttp.ClientError, TimeoutError, ValueError, TypeError) as exc:
-            self.stats.connect_failures[type(exc).__name__ + ": " + str(exc)[:60]] += 1
-            return False
-        if not reply.startswith(CONNECT_PREFIX):
-            reason = reply[len(ERROR_PREFIX) :] if reply.startswith(ERROR_PREFIX) else reply
-            self.stats.connect_failures[f"refused: {reason[:80]}"] += 1
-            await ws.close()
-            return False
-        self.ws = ws
-        self.stats.connected += 1
-        self.reader = asyncio.create_task(self._read())
-        return True
-
-    async def _read(self) -> None:
-        """Answer pings and collect acknowledgements until the socket closes."""
-        assert self.ws is not None
-        async for msg in self.ws:
-            if msg.type != aiohttp.WSMsgType.TEXT:
-                continue
-            data: str = msg.data
-            if data.startswith(ACK_PREFIX):
-                self._on_ack(data)
-            elif data == "2":
-                await self.ws.send_str("3")
-            elif data.startswith(DISCONNECT_PREFIX) or data == "1":
-                break
-        if self.pending:
-            self.stats.disconnects += 1
-        self.pending.clear()
-        self.all_acked.set()
-
-    def _on_ack(self, data: str) -> None:
-        """Record the acknowledgement of one batch."""
-        now = time.perf_counter()
-        bracket = data.index("[", len(ACK_PREFIX))
-        ack_id = int(data[len(ACK_PREFIX) : bracket])
-        sent = self.pending.pop(ack_id, None)
-        if sent is None:
-            return
-        if not self.pending:
-            self.all_acked.set()
-        stats = self.stats
-        stats.acks += 1
-        stats.latencies_ms.append((now - sent[0]) * 1000)
-        args = json.loads(data[bracket:])
-        ack: dict[str, Any] = args[0] if args and isinstance(args[0], dict) else {}
-        if not ack.get("ok"):
-            stats.not_ok[str(ack.get("error", data[:80]))] += 1
-            return
-        stored = int(ack.get("stored", 0))
-        stats.stored += stored
-        if now <= stats.window_end:
-            stats.stored_in_window += stored
-        stats.duplicates += int(ack.get("duplicates", 0))
-        stats.rejected += len(ack.get("rejected") or ())
-
-    def _payload(self, size: int, interval_s: float) -> str:
-        """Return the JSON of the next `size` fixes, spread over the last interval.
-
-        Timestamps are fresh epoch milliseconds, strictly increasing per phone, so every
-        fix is new. The JSON is formatted by hand: json.dumps of dicts costs the load
-        generator, which shares the CPUs with the server, three times as much.
-        """
-        now_ms = int(time.time() * 1000)
-        step = max(1, int(interval_s * 1000 / size))
-        metres = step / 1000 * 1.4  # walking pace
-        rnd = self.rng.random
-        parts = []
-        for k in range(size):
-            ts = max(now_ms - (size - 1 - k) * step, self.last_ts + 1)
-            self.last_ts = ts
-            self.heading = (self.heading + (rnd() - 0.5) * 40) % 360
-            self.lat += (rnd() - 0.5) * 2 * metres * 9.0e-6
-            self.lon += (rnd() - 0.5) * 2 * metres * 1.17e-5
-            self.battery = max(0.05, self.battery - 1e-5)
-            parts.append(
-                f'{{"ts":{ts},"lat":{self.lat:.6f},"lon":{self.lon:.6f},'
-                f'"accuracy":{3 + rnd() * 22:.1f},"speed":{0.8 + rnd() * 1.2:.2f},'
-                f'"heading":{min(self.heading, 359.9):.1f},"battery":{self.battery:.3f}}}'
-            )
-        return '{"positions":[' + ",".join(parts) + "]}"
-
-    async def run(self, start: float, stop: float, batch: int, interval_s: float) -> None:
-        """Send a batch every interval from a random phase after `start` until `stop`."""
-        assert self.ws is not None
-        loop = asyncio.get_running_loop()
-        due = start + self.rng.uniform(0, interval_s)
-        while due < stop and not self.ws.closed:
-            delay = due - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            self.stats.send_lag_ms.append(max(0.0, loop.time() - due) * 1000)
-            payload = self._payload(batch, interval_s)
-            self.next_ack += 1
-            frame = f'{EVENT_PREFIX}{self.next_ack}["positions",{payload}]'
-            self.pending[self.next_ack] = (time.perf_counter(), batch)
-            self.all_acked.clear()
-            self.stats.batches_sent += 1
-            self.stats.offered += batch
-            try:
-                await self.ws.send_str(frame)
-            except (aiohttp.ClientError, ConnectionError):
-                break
-            due += interval_s
-
-    async def close(self) -> None:
-        """Close the websocket and stop reading."""
-        if self.ws is not None and not self.ws.closed:
-            with contextlib.suppress(TimeoutError, aiohttp.ClientError, ConnectionError):
-                await asyncio.wait_for(self.ws.close(), timeout=5)
-        if self.reader is not None:
-            self.reader.cancel()
 
 
 @dataclass
@@ -290,7 +106,7 @@ def _retrieve(future: asyncio.Future[Any]) -> None:
 
 
 async def drive(
-    ws_urls: list[str],
+    base_urls: list[str],
     tokens: list[str],
     args: argparse.Namespace,
     worker_pids: list[int],
@@ -299,16 +115,19 @@ async def drive(
     """Connect every phone, send for the measuring window, drain the acks, disconnect."""
     pg_pid = postmaster_pid(stats_conn)
     stats = Stats()
-    phones = [Phone(i, token, args.seed, stats) for i, token in enumerate(tokens)]
     progress = Progress()
     connector = aiohttp.TCPConnector(limit=0, force_close=False)
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=30)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        phones = [
+            Phone(i, token, base_urls[i % len(base_urls)], session, seed=args.seed)
+            for i, token in enumerate(tokens)
+        ]
         gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
 
         async def join(phone: Phone) -> None:
             async with gate:
-                await phone.connect(session, ws_urls[phone.index % len(ws_urls)])
+                await phone.connect(stats)
 
         started = time.perf_counter()
         joining = asyncio.gather(*(join(phone) for phone in phones))
@@ -320,7 +139,7 @@ async def drive(
         connect_s = time.perf_counter() - started
         progress.done(f"connected: {stats.connected}/{len(phones)} in {connect_s:.1f} s")
         quiet_gc()
-        live = [phone for phone in phones if phone.ws is not None]
+        live = [phone for phone in phones if phone.sock.connected]
         if not live:
             raise RuntimeError(f"no phone could connect: {dict(stats.connect_failures)}")
 
@@ -335,8 +154,12 @@ async def drive(
             machine_busy_seconds(),
         )
         commits0 = commits_so_far(stats_conn)
+        # Each batch's fixes are spread over the interval before it, as a phone's would be.
         senders = asyncio.gather(
-            *(phone.run(start, stop, args.batch, args.interval) for phone in live)
+            *(
+                phone.run(start, stop, args.batch, args.interval, stats, spread_s=args.interval)
+                for phone in live
+            )
         )
         senders.add_done_callback(_retrieve)
         last = (loop.time(), 0)
@@ -363,13 +186,9 @@ async def drive(
         window_s = stop - start
         rss_kib = sum(proc_status_kib(pid, "VmRSS") or 0 for pid in worker_pids)
         hwm_kib = sum(proc_status_kib(pid, "VmHWM") or 0 for pid in worker_pids)
-        await senders
         drain_started = time.perf_counter()
         try:
-            await asyncio.wait_for(
-                asyncio.gather(*(phone.all_acked.wait() for phone in live)),
-                timeout=DRAIN_TIMEOUT_S,
-            )
+            await asyncio.wait_for(senders, timeout=DRAIN_TIMEOUT_S)
         except TimeoutError:
             log.warning("%d batches still unacknowledged after the drain", stats.in_flight)
         drain_s = time.perf_counter() - drain_started
@@ -619,8 +438,6 @@ def report(
     print(f"server: {server_settings()}; machine: {machine_note()}")
     if stats.connect_failures:
         print(f"connect failures: {dict(stats.connect_failures)}")
-    if stats.disconnects:
-        print(f"phones disconnected with batches in flight: {stats.disconnects}")
     print(f"latest_positions rows: {db_latest:,} (one per phone that stored a fix)")
     print(
         f"check: count(*) FROM positions = {db_positions:,}, Σ ack stored = {stats.stored:,}, "
@@ -692,15 +509,12 @@ def main(argv: list[str] | None = None) -> int:
                 server.worker_pid,
                 server.log_path,
             )
-        ws_urls = [
-            f"ws://127.0.0.1:{server.port}/socket.io/?EIO=4&transport=websocket"
-            for server in servers
-        ]
+        base_urls = [server.base_url for server in servers]
         workers = [server.worker_pid for server in servers if server.worker_pid is not None]
         stats_conn = connect(db.url)
         stats_conn.autocommit = True
         try:
-            result = asyncio.run(drive(ws_urls, tokens, args, workers, stats_conn))
+            result = asyncio.run(drive(base_urls, tokens, args, workers, stats_conn))
         finally:
             stats_conn.close()
         db_positions, db_latest = count_positions(db.url)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import math
 import random
-import shutil
 import statistics
 import sys
 import uuid
@@ -35,6 +34,7 @@ from bench._common import (  # noqa: E402
     markdown_table,
     percentile,
 )
+from tests.e2e.chromium import launch  # noqa: E402
 
 CENTER = (116.397, 39.916)
 ROLES = ("volunteer", "street_chief", "grid_worker", "patrol")
@@ -86,7 +86,7 @@ def seed(database_url: str, people: int) -> tuple[str, str]:
     from tracker import create_app, queries
     from tracker.auth import hash_password
     from tracker.extensions import db
-    from tracker.models import Person, Shift
+    from tracker.models import Device, Person, Shift
 
     app = create_app({"SQLALCHEMY_DATABASE_URI": database_url})
     rng = random.Random(20_000)
@@ -98,13 +98,19 @@ def seed(database_url: str, people: int) -> tuple[str, str]:
         )
         ids = list(db.session.execute(db.select(Person.id).order_by(Person.id)).scalars())
         db.session.execute(insert(Shift), [{"person_id": pid} for pid in ids])
+        # Positions are stored only for active devices, so each person gets one.
+        devices = db.session.execute(
+            insert(Device).returning(Device.person_id, Device.id),
+            [{"person_id": pid, "label": "bench", "token_hash": uuid.uuid4().hex} for pid in ids],
+        )
+        device_of = dict(devices.tuples().all())
         for day in {now.date(), (now - timedelta(minutes=1)).date()}:
             queries.ensure_partition(db.session, day)
         # Spread over about 20 km x 20 km: a large city district.
         rows = [
             queries.PositionRow(
                 pid,
-                0,
+                device_of[pid],
                 now - timedelta(seconds=rng.uniform(0, 60)),
                 CENTER[1] + rng.uniform(-0.09, 0.09),
                 CENTER[0] + rng.uniform(-0.12, 0.12),
@@ -137,20 +143,7 @@ def run(people: int, updates: int) -> None:
         server = Server(database.url, {"LIVE_VIEWPORT_MIN_PEOPLE": str(people * 10)})
         server.start()
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(
-                executable_path=shutil.which("chromium") or "/usr/bin/chromium",
-                headless=True,
-                args=[
-                    "--no-sandbox",
-                    "--disable-background-networking",
-                    "--disable-component-update",
-                    "--disable-sync",
-                    "--no-first-run",
-                    "--use-gl=angle",
-                    "--use-angle=swiftshader",
-                    "--enable-unsafe-swiftshader",
-                ],
-            )
+            browser = launch(pw)
             page = browser.new_page(viewport={"width": 1400, "height": 850})
             page.goto(f"{server.base_url}/login")
             page.fill("#username", username)

@@ -39,14 +39,12 @@ import contextlib
 import json
 import logging
 import os
-import random
 import resource
 import shutil
 import subprocess
 import sys
 import time
 import uuid
-from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -73,6 +71,7 @@ from _common import (
     raise_on_sigterm,
     tree_cpu_seconds,
 )
+from _phones import ACK_TIMEOUT_S, Phone, Stats
 from ingest import add_phones
 
 sys.path.insert(0, str(ROOT))
@@ -80,11 +79,9 @@ from tracker.sim.socket import DeviceSocket  # noqa: E402
 
 log = logging.getLogger("scale")
 
-BEIJING = (39.9042, 116.4074)  # lat, lon
 WAVE = 500  # phones connecting at once
 VIEWERS = 20
 DRAIN_TIMEOUT_S = 30.0
-ACK_TIMEOUT_S = 30.0
 WARMUP_S = 3.0  # viewer latencies of the first seconds of a window are not counted
 SERVER_ENV = (
     "INGEST_FLUSH_INTERVAL_S",
@@ -97,126 +94,6 @@ SERVER_ENV = (
 
 
 # --- phones ---------------------------------------------------------------------------
-
-
-@dataclass
-class Stats:
-    """What the phones saw."""
-
-    connected: int = 0
-    connect_failures: Counter[str] = field(default_factory=Counter)
-    offered: int = 0
-    batches: int = 0
-    acked: int = 0
-    stored: int = 0
-    stored_in_window: int = 0
-    duplicates: int = 0
-    not_ok: Counter[str] = field(default_factory=Counter)
-    unknown: int = 0  # positions in batches whose ack timed out or said retry
-    latencies_ms: list[float] = field(default_factory=list)
-    sent_at: list[float] = field(default_factory=list)
-    window_end: float = float("inf")
-
-    @property
-    def in_flight(self) -> int:
-        """Return batches sent and not yet answered."""
-        return self.batches - self.acked - sum(self.not_ok.values())
-
-
-class Phone:
-    """One simulated phone: a DeviceSocket, a random walk near Beijing, fresh timestamps."""
-
-    def __init__(self, index: int, token: str, url: str, session: aiohttp.ClientSession) -> None:
-        """Create a phone that has not connected yet."""
-        self.index = index
-        self.rng = random.Random(2026 * 1_000_003 + index)
-        self.sock = DeviceSocket(url, token)
-        self.session = session
-        self.lat = BEIJING[0] + self.rng.uniform(-0.15, 0.15)
-        self.lon = BEIJING[1] + self.rng.uniform(-0.2, 0.2)
-        self.last_ts = 0
-
-    async def connect(self, stats: Stats) -> bool:
-        """Connect to /device; count a failure by its reason."""
-        try:
-            await self.sock.connect(self.session, timeout_s=30)
-        except Exception as exc:  # noqa: BLE001 - every failure is counted and reported
-            stats.connect_failures[f"{type(exc).__name__}: {str(exc)[:60]}"] += 1
-            await self.sock.close()
-            return False
-        stats.connected += 1
-        return True
-
-    def fixes(self, size: int) -> list[dict[str, Any]]:
-        """Return `size` fixes whose `ts` is the send time in epoch ms (strictly increasing)."""
-        now_ms = int(time.time() * 1000)
-        rnd = self.rng.random
-        out = []
-        for k in range(size):
-            ts = max(now_ms - (size - 1 - k), self.last_ts + 1)
-            self.last_ts = ts
-            self.lat += (rnd() - 0.5) * 2e-5
-            self.lon += (rnd() - 0.5) * 2e-5
-            out.append(
-                {
-                    "ts": ts,
-                    "lat": round(self.lat, 6),
-                    "lon": round(self.lon, 6),
-                    "accuracy": 8.0,
-                    "speed": 1.2,
-                    "heading": 90.0,
-                    "battery": 0.8,
-                }
-            )
-        return out
-
-    async def send(self, size: int, stats: Stats) -> None:
-        """Send one batch with DeviceSocket.call and record its acknowledgement."""
-        fixes = self.fixes(size)
-        stats.offered += size
-        stats.batches += 1
-        started = time.perf_counter()
-        try:
-            ack = await self.sock.call("positions", {"positions": fixes}, timeout_s=ACK_TIMEOUT_S)
-        except Exception as exc:  # noqa: BLE001 - timeouts and closed sockets are counted
-            stats.not_ok[f"{type(exc).__name__}"] += 1
-            stats.unknown += size
-            return
-        now = time.perf_counter()
-        if not isinstance(ack, dict) or not ack.get("ok"):
-            error = ack.get("error") if isinstance(ack, dict) else ack
-            stats.not_ok[str(error)[:80]] += 1
-            stats.unknown += size
-            return
-        stats.acked += 1
-        stats.latencies_ms.append((now - started) * 1000)
-        stats.sent_at.append(started)
-        stored = int(ack.get("stored", 0))
-        stats.stored += stored
-        if now <= stats.window_end:
-            stats.stored_in_window += stored
-        stats.duplicates += int(ack.get("duplicates", 0))
-
-    async def run(
-        self, start: float, stop: float, size: int, interval_s: float, stats: Stats
-    ) -> None:
-        """Send a batch every interval from a random phase after `start` until `stop`.
-
-        Batches are not held back by a slow ack, so the offered load stays constant.
-        """
-        loop = asyncio.get_running_loop()
-        due = start + self.rng.uniform(0, interval_s)
-        pending: set[asyncio.Task[None]] = set()
-        while due < stop and self.sock.connected:
-            delay = due - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            task = asyncio.create_task(self.send(size, stats))
-            pending.add(task)
-            task.add_done_callback(pending.discard)
-            due += interval_s
-        if pending:
-            await asyncio.gather(*pending)
 
 
 async def connect_phones(phones: list[Phone], stats: Stats, wave: int = WAVE) -> float:

@@ -458,6 +458,14 @@ def bbox_filter(geom: Any, bbox: tuple[float, float, float, float]) -> Any:
     return geom.op("&&")(func.ST_MakeEnvelope(west, south, east, north, 4326))
 
 
+def _newest_lat_lon() -> tuple[Any, Any]:
+    """Return the lat and lon columns of a person's newest fix (latest_positions.geom)."""
+    return (
+        func.ST_Y(LatestPosition.geom).label("lat"),
+        func.ST_X(LatestPosition.geom).label("lon"),
+    )
+
+
 def _person_with_fix() -> tuple[Any, ...]:
     """Return the columns that say who a person is and when and where their newest fix is."""
     return (
@@ -466,8 +474,7 @@ def _person_with_fix() -> tuple[Any, ...]:
         Person.role,
         Person.unit_id,
         LatestPosition.ts,
-        func.ST_Y(LatestPosition.geom).label("lat"),
-        func.ST_X(LatestPosition.geom).label("lon"),
+        *_newest_lat_lon(),
     )
 
 
@@ -881,8 +888,7 @@ def zone_facts(session: Session, person_ids: Sequence[int]) -> list[Any]:
             LatestPosition.person_id,
             LatestPosition.device_id,
             LatestPosition.ts,
-            func.ST_Y(LatestPosition.geom).label("lat"),
-            func.ST_X(LatestPosition.geom).label("lon"),
+            *_newest_lat_lon(),
             LatestPosition.accuracy_m,
             LatestPosition.battery,
             on_duty.label("on_duty"),
@@ -927,8 +933,7 @@ def silent_people(session: Session, cutoff: datetime) -> list[Any]:
         select(
             Shift.person_id,
             last_seen.label("last_seen"),
-            func.ST_Y(LatestPosition.geom).label("lat"),
-            func.ST_X(LatestPosition.geom).label("lon"),
+            *_newest_lat_lon(),
         )
         .outerjoin(LatestPosition, LatestPosition.person_id == Shift.person_id)
         .outerjoin(WatchState, WatchState.person_id == Shift.person_id)
