@@ -13,6 +13,7 @@ from .api.incidents import bp as incidents_api_bp
 from .api.routes import bp as api_bp
 from .api.zones import bp as zones_api_bp
 from .config import PROJECT_ROOT, Config, database_connect_args
+from .cutoff import cutoff
 from .extensions import babel, db, login, migrate, socketio
 from .ingest.events import DeviceNamespace, register_positions_handler
 from .ingest.http import bp as ingest_http_bp
@@ -64,6 +65,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         static_folder=str(PROJECT_ROOT / "static"),
         static_url_path="/static",
     )
+    app.json = socket_json.JSONProvider(app)
     app.config.from_object(Config())
     if test_config:
         app.config.update(test_config)
@@ -81,6 +83,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app,
         async_mode="gevent",
         json=socket_json,
+        serializer=socket_json.TolerantPacket,
         max_http_buffer_size=app.config["SOCKETIO_MAX_HTTP_BUFFER_SIZE"],
         ping_interval=20,
         ping_timeout=20,
@@ -91,6 +94,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         # and host as nginx received them.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
     writer.init_app(app)
+    cutoff.init_app(app)
     watcher.init_app(app)
     feed.init_app(app)
 

@@ -146,6 +146,9 @@ class Config:
     LOW_BATTERY = _float("LOW_BATTERY", 0.15)
     SIGNAL_LOST_AFTER_S = _float("SIGNAL_LOST_AFTER_S", 300.0)
     SIGNAL_CHECK_INTERVAL_S = _float("SIGNAL_CHECK_INTERVAL_S", 10.0)
+    # Open sockets of revoked devices and ended staff sessions are closed within this many
+    # seconds (every event is checked at once regardless; tracker/cutoff.py).
+    CUTOFF_INTERVAL_S = _float("CUTOFF_INTERVAL_S", 2.0)
     # Dispatch: how many nearest people to propose, and when a fix is too old to count.
     DISPATCH_CANDIDATES = _int("DISPATCH_CANDIDATES", 10)
     DISPATCH_MAX_AGE_S = _float("DISPATCH_MAX_AGE_S", 600.0)

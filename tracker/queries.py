@@ -303,6 +303,31 @@ def device_by_token_hash(session: Session, token_hash: str) -> DeviceIdentity | 
     return DeviceIdentity(device_id=row.id, person_id=row.person_id) if row else None
 
 
+def inactive_devices(session: Session, device_ids: Iterable[int]) -> set[int]:
+    """Return those of the devices that may no longer send anything.
+
+    Args:
+        session: a session.
+        device_ids: devices with open connections.
+
+    Returns:
+        The ids of the devices that are revoked, gone, or whose person is deactivated.
+    """
+    wanted = set(device_ids)
+    if not wanted:
+        return set()
+    active = session.execute(
+        select(Device.id)
+        .join(Person, Person.id == Device.person_id)
+        .where(
+            Device.id.in_(sorted(wanted)),
+            Device.revoked_at.is_(None),
+            Person.active.is_(True),
+        )
+    ).scalars()
+    return wanted - set(active)
+
+
 def add_unit(
     session: Session, name: str, kind: str, parent_id: int | None, boundary_wkt: str | None
 ) -> Unit:

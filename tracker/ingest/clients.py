@@ -7,6 +7,8 @@ same validation, deduplication and group commit apply to every client.
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -32,16 +34,30 @@ class ClientRequest:
     ignored: list[str] = field(default_factory=list)
 
 
-def _number(value: Any, name: str) -> float | None:
-    """Return a parameter as a float; None when absent, empty or -1 (unknown)."""
+# A decimal number as the apps write it. Python's float() also reads "1_0", "nan",
+# "infinity" and surrounding white space, none of which an app means as a number.
+_DECIMAL = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+
+
+def _decimal(value: Any, name: str) -> float | None:
+    """Return a parameter as a float; None when absent or empty."""
     if value is None or value == "":
         return None
     if isinstance(value, bool):
         raise ClientFormatError(f"{name}: must be a number")
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ClientFormatError(f"{name}: must be a number, got {value!r}") from None
+    if isinstance(value, int | float):
+        try:
+            return float(value)
+        except OverflowError:  # an integer beyond a double: validation names the field
+            return math.inf
+    if not isinstance(value, str) or not _DECIMAL.fullmatch(value):
+        raise ClientFormatError(f"{name}: must be a decimal number, got {str(value)[:40]!r}")
+    return float(value)
+
+
+def _number(value: Any, name: str) -> float | None:
+    """Return an optional parameter as a float; None when absent, empty or -1 (unknown)."""
+    number = _decimal(value, name)
     return None if number == -1 else number
 
 
@@ -57,13 +73,15 @@ def parse_timestamp(value: Any, name: str = "timestamp") -> int | str:
     """
     if value is None or value == "":
         raise ClientFormatError(f"{name}: is required")
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ClientFormatError(f"{name}: must be a number or a date-time string")
     text = str(value).strip()
-    try:
-        epoch = float(text)
-    except ValueError:
-        pass
-    else:
-        if epoch != epoch or epoch in (float("inf"), float("-inf")):
+    if isinstance(value, int | float) or _DECIMAL.fullmatch(text):
+        try:
+            epoch = float(value) if isinstance(value, float) else float(text)
+        except OverflowError:
+            epoch = math.inf
+        if not math.isfinite(epoch):
             raise ClientFormatError(f"{name}: must be a finite number")
         return int(epoch if abs(epoch) >= EPOCH_MS_THRESHOLD else epoch * 1000)
     try:
@@ -123,8 +141,9 @@ def from_osmand(params: Mapping[str, str], path_token: str | None = None) -> Cli
             raise ClientFormatError("location: must be lat,lon")
     else:
         lat_text, lon_text = params.get("lat"), params.get("lon")
-    lat = _number(lat_text, "lat")
-    lon = _number(lon_text, "lon")
+    # -1 means "unknown" only for optional values; it is a real latitude or longitude.
+    lat = _decimal(lat_text, "lat")
+    lon = _decimal(lon_text, "lon")
     if lat is None or lon is None:
         raise ClientFormatError("lat, lon: are required (or location=lat,lon)")
     item: dict[str, Any] = {
@@ -190,6 +209,8 @@ def from_owntracks(body: Any) -> ClientRequest:
     tst = body["tst"]
     if isinstance(tst, bool) or not isinstance(tst, int | float):
         raise ClientFormatError("tst: must be epoch seconds")
+    if not (isinstance(tst, int) or math.isfinite(tst)) or not 0 <= tst < 253402300800:
+        raise ClientFormatError("tst: must be epoch seconds between 1970 and 9999")
     item: dict[str, Any] = {
         "ts": int(tst * 1000),
         "lat": body.get("lat"),
@@ -212,8 +233,10 @@ def from_overland(body: Any) -> ClientRequest:
         where = f"locations[{index}]"
         if not isinstance(feature, dict):
             raise ClientFormatError(f"{where}: must be a GeoJSON Feature")
-        geometry = feature.get("geometry") or {}
-        coords = geometry.get("coordinates") if isinstance(geometry, dict) else None
+        geometry = feature.get("geometry")
+        if not isinstance(geometry, dict):
+            raise ClientFormatError(f"{where}.geometry: must be a GeoJSON Point object")
+        coords = geometry.get("coordinates")
         if geometry.get("type") != "Point" or not isinstance(coords, list) or len(coords) < 2:
             raise ClientFormatError(f"{where}.geometry: must be a Point with coordinates")
         props = feature.get("properties") if isinstance(feature.get("properties"), dict) else {}

@@ -11,7 +11,9 @@ from typing import Any
 from flask import Flask, current_app, request
 from flask_socketio import ConnectionRefusedError, Namespace, join_room
 
-from ..extensions import socketio
+from .. import queries
+from ..cutoff import cutoff
+from ..extensions import db, socketio
 from ..queries import DeviceIdentity
 from . import service
 
@@ -60,6 +62,9 @@ def _encoded_size(payload: Any, cap: int) -> int:
     return len(json.dumps(payload, separators=(",", ":"), default=str))
 
 
+REVOKED_ACK = {"ok": False, "error": "auth.token: this device has been revoked"}
+
+
 def _never_raise(handler: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
     """Answer an unexpected failure with a retryable error instead of no ack at all."""
 
@@ -70,6 +75,27 @@ def _never_raise(handler: Callable[..., dict[str, Any]]) -> Callable[..., dict[s
         except Exception:
             log.exception("%s failed", handler.__name__)
             return {"ok": False, "error": "server: internal error, retry", "retry": True}
+
+    return wrapper
+
+
+def _device_event(handler: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
+    """Run a device event only while its device is active; never raise (see _never_raise).
+
+    The check is one indexed query: these events (duty, SOS, tasks) are rare, and a revoked
+    phone must be refused on every one of them, on whichever process it reaches.
+    """
+
+    @_never_raise
+    @wraps(handler)
+    def wrapper(self: DeviceNamespace, *args: Any) -> dict[str, Any]:
+        sid = request.sid
+        device = self.devices.get(sid)
+        if device is None or queries.inactive_devices(db.session, [device.device_id]):
+            socketio.start_background_task(self._disconnect_later, sid)
+            return REVOKED_ACK
+        # Every event carries one payload; extra arguments are ignored, not a crash.
+        return handler(self, device, args[0] if args else None)
 
     return wrapper
 
@@ -92,6 +118,8 @@ class DeviceNamespace(Namespace):
             raise ConnectionRefusedError("auth.token: unknown or revoked device token")
         self.devices[request.sid] = device
         join_room(device_room(device.device_id))
+        cutoff.add_sweep(self.sweep_revoked)
+        cutoff.start()
         log.info("device %d of person %d connected", device.device_id, device.person_id)
 
     def on_disconnect(self, reason: Any = None) -> None:
@@ -108,7 +136,10 @@ class DeviceNamespace(Namespace):
         one hot event, and it needs neither the Flask request context nor the session
         that Flask-SocketIO would build for every batch.
         """
-        device = self.devices[sid]
+        device = self.devices.get(sid)
+        if device is None:
+            # Swept as revoked after this batch was sent.
+            return REVOKED_ACK
         ack = service.store_positions(
             device, payload, _encoded_size(payload, current_app.config["MAX_PAYLOAD_BYTES"])
         )
@@ -122,29 +153,51 @@ class DeviceNamespace(Namespace):
         socketio.sleep(0.5)
         socketio.server.disconnect(sid, namespace=self.namespace)
 
-    @_never_raise
-    def on_duty(self, payload: Any = None) -> dict[str, Any]:
+    def sweep_revoked(self) -> None:
+        """Tell every connection of a device revoked since it connected, and close it."""
+        revoked = queries.inactive_devices(
+            db.session, {device.device_id for device in self.devices.values()}
+        )
+        for sid, device in list(self.devices.items()):
+            if device.device_id in revoked:
+                log.info("closing the connection of revoked device %d", device.device_id)
+                socketio.emit("revoked", REVOKED_ACK, namespace=self.namespace, to=sid)
+                self.devices.pop(sid, None)
+                socketio.start_background_task(self._disconnect_later, sid)
+
+    def trigger_event(self, event: str, *args: Any) -> Any:
+        """Route an event to its handler; answer an event this namespace does not know."""
+        if event not in ("connect", "disconnect") and not hasattr(self, f"on_{event}"):
+            return {"ok": False, "error": f"event: unknown event {event[:40]!r}"}
+        return super().trigger_event(event, *args)
+
+    @_device_event
+    def on_duty(self, device: DeviceIdentity, payload: Any = None) -> dict[str, Any]:
         """Sent by a phone going on or off duty; opens or closes the person's shift."""
-        return service.set_duty(self.devices[request.sid], payload)
+        return service.set_duty(device, payload)
 
-    @_never_raise
-    def on_sos(self, payload: Any = None) -> dict[str, Any]:
+    @_device_event
+    def on_sos(self, device: DeviceIdentity, payload: Any = None) -> dict[str, Any]:
         """Sent by a phone whose user long-pressed SOS; staff in scope see it at once."""
-        return service.raise_sos(self.devices[request.sid], payload)
+        return service.raise_sos(device, payload)
 
-    @_never_raise
-    def on_task_update(self, payload: Any = None) -> dict[str, Any]:
+    @_device_event
+    def on_task_update(self, device: DeviceIdentity, payload: Any = None) -> dict[str, Any]:
         """Sent by a phone accepting or finishing a task: `{"id", "status"}`."""
         # Imported here because dispatch imports this module to send tasks to phones.
         from ..dispatch.service import update_task
 
-        return update_task(self.devices[request.sid], payload)
+        return update_task(device, payload)
+
+    def on_malformed(self, reason: Any = None, *_: Any) -> dict[str, Any]:
+        """Stands for a packet that could not be decoded (socket_json.MALFORMED_EVENT)."""
+        return {"ok": False, "error": str(reason)[:200]}
 
 
 def register_positions_handler(app: Flask, namespace: DeviceNamespace) -> None:
     """Route `positions` on /device to the namespace with only an app context around it."""
 
-    def on_positions(sid: str, payload: Any = None) -> dict[str, Any]:
+    def on_positions(sid: str, payload: Any = None, *_: Any) -> dict[str, Any]:
         with app.app_context():
             return namespace.handle_positions(sid, payload)
 

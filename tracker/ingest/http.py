@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
 
+from .. import socket_json
 from ..queries import DeviceIdentity
 from . import clients, service
 
@@ -29,7 +29,7 @@ def post_positions():
     if len(body) > cap:
         return jsonify(ok=False, error=f"payload: larger than {cap} bytes"), 413
     try:
-        payload = json.loads(body)
+        payload = socket_json.loads(body)
     except ValueError:
         return jsonify(ok=False, error="payload: not valid JSON"), 400
     ack = service.store_positions(device, payload, len(body))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime, timedelta
+from operator import attrgetter
 from typing import Any
 
 from flask import current_app
@@ -14,7 +15,7 @@ from ..auth import hash_token
 from ..extensions import db
 from ..live.publish import publish_alert
 from ..queries import DeviceIdentity, PositionRow
-from .validate import ItemError, Limits, PayloadError, parse_batch, parse_ts
+from .validate import ItemError, Limits, PayloadError, Rejection, parse_batch, parse_recent_ts
 from .writer import StoreUnavailableError, writer
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,9 @@ def store_positions(
     if outcome.revoked:
         log.info("refused positions from revoked device %d", device.device_id)
         return {"ok": False, "error": "auth.token: this device has been revoked"}
+    if outcome.refused:
+        rejections += [Rejection(fixes[position][0], why) for position, why in outcome.refused]
+        rejections.sort(key=attrgetter("index"))
     return {
         "ok": True,
         "stored": outcome.stored,
@@ -131,7 +135,7 @@ def raise_sos(device: DeviceIdentity, payload: Any) -> dict[str, Any]:
         return {"ok": False, "error": "payload: must be an object"}
     note = payload.get("note")
     try:
-        ts = parse_ts(payload.get("ts"))
+        ts = parse_recent_ts(payload.get("ts"), datetime.now(UTC), limits())
         point = _sos_point(payload)
         if note is not None and not isinstance(note, str):
             raise ItemError("note: must be a string")

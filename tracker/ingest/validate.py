@@ -7,6 +7,14 @@ from datetime import UTC, datetime, timedelta
 from math import isfinite
 from typing import Any, NamedTuple
 
+# accuracy, altitude, speed, heading and battery are stored as PostgreSQL `real`
+# (IEEE-754 single precision): larger magnitudes cannot be stored at all, and non-zero
+# magnitudes below half the smallest single-precision number would round to zero, which
+# PostgreSQL refuses as an underflow instead of rounding.
+REAL_MAX = 3.4028234663852886e38
+REAL_SMALLEST = 1e-45
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
 
 class PayloadError(ValueError):
     """The whole payload is unusable; nothing of it is stored."""
@@ -79,15 +87,31 @@ def _number(item: dict[str, Any], field: str, required: bool) -> float | None:
     return number
 
 
+def _real(item: dict[str, Any], field: str) -> float | None:
+    """Return optional item[field] as a float that a `real` column stores, or raise ItemError."""
+    number = _number(item, field, required=False)
+    if number is None:
+        return None
+    magnitude = abs(number)
+    if magnitude > REAL_MAX:
+        raise ItemError(f"{field}: must be at most 3.4e38 in magnitude")
+    if magnitude < REAL_SMALLEST:
+        # What single precision would round it to anyway.
+        return 0.0
+    return number
+
+
 def parse_ts(value: Any) -> datetime:
     """Parse an ISO-8601 string with a UTC offset, or integer epoch milliseconds."""
     if isinstance(value, bool):
         raise ItemError("ts: must be an ISO-8601 string or integer epoch milliseconds")
     if isinstance(value, int):
         try:
-            return datetime.fromtimestamp(value / 1000, tz=UTC)
-        except (OverflowError, OSError, ValueError):
-            raise ItemError("ts: epoch milliseconds out of range") from None
+            # Integer arithmetic: exact to the millisecond up to the year 9999, where a
+            # division into float seconds is not.
+            return _EPOCH + timedelta(milliseconds=value)
+        except OverflowError:
+            raise ItemError("ts: epoch milliseconds outside the years 1 to 9999") from None
     if isinstance(value, str):
         try:
             ts = datetime.fromisoformat(value)
@@ -95,7 +119,11 @@ def parse_ts(value: Any) -> datetime:
             raise ItemError("ts: not an ISO-8601 date-time") from None
         if ts.tzinfo is None or ts.utcoffset() is None:
             raise ItemError("ts: must include a UTC offset (e.g. Z or +08:00)")
-        return ts.astimezone(UTC)
+        try:
+            return ts.astimezone(UTC)
+        except OverflowError:
+            # 9999-12-31T23:59:59-23:59 is a valid string but has no UTC instant in range.
+            raise ItemError("ts: outside the years 1 to 9999 in UTC") from None
     if isinstance(value, float):
         raise ItemError("ts: epoch milliseconds must be an integer")
     if value is None:
@@ -129,6 +157,21 @@ class _Window:
         earliest, too_old = max(candidates, key=lambda c: c[0]) if candidates else (None, "")
         return cls(now + limits.max_future, earliest, f"ts: {too_old}")
 
+    def check(self, ts: datetime, limits: Limits) -> datetime:
+        """Return ts if it falls in the window, or raise ItemError saying which end it misses."""
+        if ts > self.latest:
+            raise ItemError(
+                f"ts: more than {int(limits.max_future.total_seconds())} s in the future"
+            )
+        if self.earliest is not None and ts < self.earliest:
+            raise ItemError(self.too_old)
+        return ts
+
+
+def parse_recent_ts(value: Any, now: datetime, limits: Limits) -> datetime:
+    """Parse a time (as parse_ts) that must fall in the window `limits` allow at `now`."""
+    return _Window.of(now, limits).check(parse_ts(value), limits)
+
 
 def parse_fix(item: Any, now: datetime, limits: Limits) -> Fix:
     """Validate one item of a batch and return it as a Fix, or raise ItemError."""
@@ -139,11 +182,7 @@ def _parse_fix(item: Any, window: _Window, limits: Limits) -> Fix:
     """Validate one item against a batch's time window; see parse_fix()."""
     if type(item) is not dict:
         raise ItemError(f"item: must be an object, got {type(item).__name__}")
-    ts = parse_ts(item.get("ts"))
-    if ts > window.latest:
-        raise ItemError(f"ts: more than {int(limits.max_future.total_seconds())} s in the future")
-    if window.earliest is not None and ts < window.earliest:
-        raise ItemError(window.too_old)
+    ts = window.check(parse_ts(item.get("ts")), limits)
     lat = _number(item, "lat", required=True)
     lon = _number(item, "lon", required=True)
     assert lat is not None and lon is not None
@@ -154,19 +193,19 @@ def _parse_fix(item: Any, window: _Window, limits: Limits) -> Fix:
     if lat == 0 and lon == 0:
         # (0, 0) is what broken GPS stacks report when they have no fix.
         raise ItemError("lat/lon: (0, 0) is not a real fix")
-    accuracy = _number(item, "accuracy", required=False)
+    accuracy = _real(item, "accuracy")
     if accuracy is not None and accuracy < 0:
         raise ItemError("accuracy: must be >= 0")
-    speed = _number(item, "speed", required=False)
+    speed = _real(item, "speed")
     if speed is not None and speed < 0:
         raise ItemError("speed: must be >= 0")
-    heading = _number(item, "heading", required=False)
+    heading = _real(item, "heading")
     if heading is not None and not 0 <= heading < 360:
         raise ItemError("heading: must be in [0, 360)")
-    battery = _number(item, "battery", required=False)
+    battery = _real(item, "battery")
     if battery is not None and not 0 <= battery <= 1:
         raise ItemError("battery: must be between 0 and 1")
-    altitude = _number(item, "altitude", required=False)
+    altitude = _real(item, "altitude")
     return Fix(ts, lat, lon, accuracy, altitude, speed, heading, battery)
 
 

@@ -13,7 +13,7 @@ import gevent
 from flask import Flask
 from gevent.event import AsyncResult, Event
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from .. import queries
@@ -36,6 +36,10 @@ class WriteOutcome:
     stored: int
     duplicates: int
     revoked: bool = False
+    # (position in the submitted rows, why): rows the database refused as data. Validation
+    # is meant to catch every such value first; this keeps a missed one from failing, or
+    # jamming, the rows around it.
+    refused: tuple[tuple[int, str], ...] = ()
 
 
 @dataclass(slots=True)
@@ -131,18 +135,28 @@ class GroupCommitWriter:
             try:
                 outcomes, committed = self._write(batch)
             except (OperationalError, DBAPIError) as exc:
-                if len(batch) > 1 and not _is_connection_error(exc):
+                if _is_connection_error(exc) or not _is_data_error(exc):
+                    log.warning("group commit of %d submissions failed: %s", len(batch), exc)
+                    for submission in batch:
+                        submission.result.set_exception(
+                            StoreUnavailableError("store: database unavailable, retry")
+                        )
+                    return
+                if len(batch) > 1:
                     # A row that breaks a database rule must not fail everyone's rows:
                     # retry each submission in its own transaction.
                     for submission in batch:
                         self._flush([submission])
                     return
-                log.warning("group commit of %d submissions failed: %s", len(batch), exc)
-                for submission in batch:
-                    submission.result.set_exception(
+                try:
+                    outcome, committed = self._write_isolating_refused(batch[0])
+                except (OperationalError, DBAPIError) as exc:
+                    log.warning("storing a submission row by row failed: %s", exc)
+                    batch[0].result.set_exception(
                         StoreUnavailableError("store: database unavailable, retry")
                     )
-                return
+                    return
+                outcomes = [outcome]
         for submission, outcome in zip(batch, outcomes, strict=True):
             submission.result.set(outcome)
         self.flushes += 1
@@ -152,6 +166,44 @@ class GroupCommitWriter:
                 listener(committed)
             except Exception:
                 log.exception("listener %r failed after a commit", listener)
+
+    def _write_isolating_refused(
+        self, submission: _Submission
+    ) -> tuple[WriteOutcome, list[PositionRow]]:
+        """Store a submission whose rows include one the database refuses as data.
+
+        Halves the rows until each refused row stands alone, so the good rows are stored
+        and each refused one is answered like a validation error, never as "retry".
+
+        Raises:
+            DBAPIError: the database failed for another reason than the data.
+        """
+        stored = duplicates = 0
+        revoked = False
+        refused: list[tuple[int, str]] = []
+        committed: list[PositionRow] = []
+        pending = [list(range(len(submission.rows)))]
+        while pending:
+            positions = pending.pop()
+            part = _Submission([submission.rows[i] for i in positions])
+            try:
+                (outcome,), part_committed = self._write([part])
+            except DBAPIError as exc:
+                if _is_connection_error(exc) or not _is_data_error(exc):
+                    raise
+                if len(positions) == 1:
+                    refused.append((positions[0], _refusal(exc)))
+                else:
+                    middle = len(positions) // 2
+                    pending += [positions[middle:], positions[:middle]]
+                continue
+            stored += outcome.stored
+            duplicates += outcome.duplicates
+            revoked = revoked or outcome.revoked
+            committed += part_committed
+        for position, why in refused:
+            log.warning("the database refused row %d of a submission: %s", position, why)
+        return WriteOutcome(stored, duplicates, revoked, tuple(sorted(refused))), committed
 
     def _write(self, batch: list[_Submission]) -> tuple[list[WriteOutcome], list[PositionRow]]:
         """Store the batch in one statement; return each submission's outcome."""
@@ -164,8 +216,9 @@ class GroupCommitWriter:
         started = time.perf_counter()
         try:
             result = queries.store_positions(self._connection(), unique_rows)
-        except DBAPIError:
-            self._drop_connection()
+        except DBAPIError as exc:
+            if _is_connection_error(exc):
+                self._drop_connection()
             raise
         log.debug(
             "stored %d rows in %.1f ms",
@@ -257,6 +310,18 @@ class GroupCommitWriter:
 def _is_connection_error(exc: DBAPIError) -> bool:
     """Return whether the error is about reaching the database rather than the data."""
     return bool(exc.connection_invalidated) or isinstance(exc, OperationalError)
+
+
+def _is_data_error(exc: DBAPIError) -> bool:
+    """Return whether the database refused the values themselves (SQLSTATE classes 22, 23)."""
+    return isinstance(exc, DataError | IntegrityError)
+
+
+def _refusal(exc: DBAPIError) -> str:
+    """Return a rejection message for a row the database refused."""
+    diag = getattr(exc.orig, "diag", None)
+    reason = getattr(diag, "message_primary", None) or "a value is out of range"
+    return f"item: the database cannot store this fix ({reason})"
 
 
 writer = GroupCommitWriter()
