@@ -30,7 +30,7 @@ import resource
 import struct
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -66,6 +66,8 @@ SERVER_ENV = (
     "INGEST_ACK_TIMEOUT_S",
     "DB_POOL_SIZE",
     "WORKER_CONNECTIONS",
+    "LOGIN_LIMIT_ACCOUNT",
+    "LOGIN_LIMIT_ADDRESS",
 )
 CONNECT_CONCURRENCY = 50
 DRAIN_TIMEOUT_S = 20.0
@@ -90,6 +92,7 @@ class LoadResult:
     cpu_loadgen: float
     cpu_machine: float
     commits: int
+    login_answers: dict[int, int] = field(default_factory=dict)
 
 
 def commits_so_far(conn: psycopg2.extensions.connection) -> int:
@@ -162,6 +165,14 @@ async def drive(
             )
         )
         senders.add_done_callback(_retrieve)
+        login_answers: dict[int, int] = {}
+        flood = asyncio.gather(
+            *(
+                flood_logins(session, base_urls[i % len(base_urls)], i, stop, login_answers)
+                for i in range(args.login_flood)
+            )
+        )
+        flood.add_done_callback(_retrieve)
         last = (loop.time(), 0)
         while loop.time() < stop:
             await asyncio.sleep(min(1.0, max(0.0, stop - loop.time())))
@@ -186,6 +197,7 @@ async def drive(
         window_s = stop - start
         rss_kib = sum(proc_status_kib(pid, "VmRSS") or 0 for pid in worker_pids)
         hwm_kib = sum(proc_status_kib(pid, "VmHWM") or 0 for pid in worker_pids)
+        await flood
         drain_started = time.perf_counter()
         try:
             await asyncio.wait_for(senders, timeout=DRAIN_TIMEOUT_S)
@@ -209,7 +221,26 @@ async def drive(
         cpu_loadgen=cpu1[2] - cpu0[2],
         cpu_machine=cpu1[3] - cpu0[3],
         commits=commits1 - commits0 - 2,  # minus the two samples' own
+        login_answers=login_answers,
     )
+
+
+async def flood_logins(
+    session: aiohttp.ClientSession, base_url: str, index: int, stop: float, answers: dict[int, int]
+) -> None:
+    """Post wrong passwords back to back until `stop`, as a password-guessing client would.
+
+    Each names an account that does not exist, which costs the server the same scrypt
+    check as a real one; answers are counted by status (401 checked, 429 throttled).
+    """
+    loop = asyncio.get_running_loop()
+    attempt = 0
+    while loop.time() < stop:
+        attempt += 1
+        body = {"username": f"guess-{index}-{attempt}", "password": "wrong password"}
+        async with session.post(f"{base_url}/api/v1/session", json=body) as response:
+            await response.read()
+            answers[response.status] = answers.get(response.status, 0) + 1
 
 
 # --- the database side -------------------------------------------------------------
@@ -421,6 +452,16 @@ def report(
         ),
         ("load generator send lag p99", f"{percentile(lag, 99):.0f} ms"),
         (
+            "login flood: clients, answers by status",
+            (
+                f"{args.login_flood} clients, "
+                f"{sum(result.login_answers.values()) / result.window_s:,.0f} logins/s "
+                f"{dict(sorted(result.login_answers.items()))}"
+                if args.login_flood
+                else "none"
+            ),
+        ),
+        (
             "rows in positions = Σ ack stored",
             f"{db_positions:,} = {stats.stored:,}: {'PASS' if check else 'FAIL'}",
         ),
@@ -471,6 +512,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="server processes (1); phones are spread over them as nginx would",
     )
     parser.add_argument("--seed", type=int, default=2026, help="RNG seed (2026)")
+    parser.add_argument(
+        "--login-flood",
+        type=int,
+        default=0,
+        help="clients posting wrong passwords back to back during the window (0)",
+    )
     parser.add_argument("--keep-db", action="store_true", help="keep the throwaway database")
     args = parser.parse_args(argv)
     if args.interval is None:

@@ -1,25 +1,39 @@
-"""Credentials: device tokens, staff passwords and the staff login session."""
+"""Credentials: device tokens, staff passwords, revocable staff sessions and login throttling."""
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from functools import wraps
 from typing import Any, TypeVar
 
-from flask import Flask, abort, jsonify, request
-from flask_login import current_user
+from flask import Flask, abort, current_app, jsonify, request
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from flask_login import current_user, login_user, logout_user
+from gevent.threadpool import ThreadPool
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from . import queries
 from .extensions import db, login
 from .models import User
 
 F = TypeVar("F", bound=Callable[..., Any])
+log = logging.getLogger(__name__)
 
 # Hashing a password for a user name that does not exist costs the same as checking a real
 # one, so response times do not reveal which user names exist.
 _DUMMY_HASH = generate_password_hash("not a real password")
+
+# scrypt takes tens of milliseconds of CPU. On the event loop it would stall every phone's
+# ack while it runs; on one worker thread a login flood queues behind itself and leaves the
+# other core to ingest and PostgreSQL.
+_password_pool: ThreadPool | None = None
+
+limiter = Limiter(key_func=get_remote_address, strategy="moving-window")
 
 
 def new_device_token() -> str:
@@ -28,7 +42,7 @@ def new_device_token() -> str:
 
 
 def hash_token(token: str) -> str:
-    """Return the SHA-256 hex digest under which a device token is stored.
+    """Return the SHA-256 hex digest under which a device or session token is stored.
 
     Tokens carry 256 random bits, so a fast hash is enough: unlike passwords they
     cannot be guessed from a dictionary.
@@ -38,21 +52,77 @@ def hash_token(token: str) -> str:
 
 def hash_password(password: str) -> str:
     """Return a scrypt hash of a staff password."""
-    return generate_password_hash(password, method="scrypt")
+    return _off_the_loop(generate_password_hash, password, "scrypt")
 
 
 def check_password(user: User | None, password: str) -> bool:
     """Return whether `password` is the user's; spends the same time for unknown users."""
     if user is None:
-        check_password_hash(_DUMMY_HASH, password)
+        _off_the_loop(check_password_hash, _DUMMY_HASH, password)
         return False
-    return check_password_hash(user.password_hash, password) and user.active
+    return _off_the_loop(check_password_hash, user.password_hash, password) and user.active
+
+
+def _off_the_loop(function: Callable[..., Any], *args: Any) -> Any:
+    """Run a CPU-heavy function on the password thread, waiting cooperatively."""
+    global _password_pool
+    if _password_pool is None:
+        _password_pool = ThreadPool(1)
+    return _password_pool.apply(function, args)
+
+
+# --- staff sessions ---------------------------------------------------------------
+
+
+def _oldest_valid_login() -> datetime:
+    """Return the start time before which a login has expired."""
+    return datetime.now(UTC) - timedelta(seconds=current_app.config["STAFF_SESSION_MAX_AGE_S"])
+
+
+def start_session(user: User) -> None:
+    """Log `user` in: record a new login and put its token in the session cookie."""
+    token = secrets.token_urlsafe(32)
+    queries.start_staff_session(db.session, user.id, hash_token(token))
+    db.session.commit()
+    user.session_token = token
+    login_user(user)
+
+
+def end_session() -> None:
+    """Log the current staff account out: end its login, so a copy of the cookie is dead."""
+    if current_user.is_authenticated:
+        queries.end_staff_session(db.session, hash_token(current_user.session_token), "logout")
+        db.session.commit()
+        log.info("user %s logged out", current_user.username)
+    logout_user()
+
+
+def end_all_sessions(user_id: int, reason: str) -> int:
+    """End every login of an account (password changed, disabled, ended by an admin)."""
+    ended = queries.end_user_sessions(db.session, user_id, reason)
+    db.session.commit()
+    return ended
+
+
+def session_token_hash() -> str | None:
+    """Return the hash of the current request's login token, if a staff account is logged in."""
+    if not current_user.is_authenticated:
+        return None
+    return hash_token(current_user.session_token)
+
+
+def open_sessions(token_hashes: set[str]) -> set[str]:
+    """Return those of the logins that may still be used (see queries.open_staff_sessions)."""
+    return queries.open_staff_sessions(db.session, token_hashes, _oldest_valid_login())
 
 
 @login.user_loader
-def load_user(user_id: str) -> User | None:
-    """Load the staff account of a session."""
-    return db.session.get(User, int(user_id))
+def load_user(token: str) -> User | None:
+    """Load the staff account of an open, unexpired login; None ends the request's session."""
+    user = queries.user_of_staff_session(db.session, hash_token(token), _oldest_valid_login())
+    if user is not None:
+        user.session_token = token
+    return user
 
 
 @login.unauthorized_handler
@@ -61,22 +131,79 @@ def unauthorized():
     return jsonify(error="session: log in first"), 401
 
 
+# --- login throttling ----------------------------------------------------------------
+
+
+def login_account_key() -> str:
+    """Return the rate-limit key of the account a login names (case and spaces folded)."""
+    body = request.get_json(silent=True)
+    username = body.get("username") if isinstance(body, dict) else None
+    name = username.strip().lower()[:64] if isinstance(username, str) else ""
+    return f"login-account:{name}"
+
+
+def failed_login(response: Any) -> bool:
+    """Count only failed logins against the limits, so staff who type right are never slowed."""
+    return response.status_code == 401
+
+
+def throttle_login(view: F) -> F:
+    """Limit failed logins per account and per client address (LOGIN_LIMIT_* settings)."""
+    per_account = limiter.limit(
+        lambda: current_app.config["LOGIN_LIMIT_ACCOUNT"],
+        key_func=login_account_key,
+        deduct_when=failed_login,
+        scope="login-account",
+    )
+    per_address = limiter.limit(
+        lambda: current_app.config["LOGIN_LIMIT_ADDRESS"],
+        deduct_when=failed_login,
+        scope="login-address",
+    )
+    return per_address(per_account(view))  # type: ignore[return-value]
+
+
+def _too_many_logins(exc: Any):
+    """Answer a throttled login with 429, the seconds to wait, and a Retry-After header."""
+    limit = limiter.current_limit
+    reset_at = limit.reset_at if limit is not None else datetime.now(UTC).timestamp() + 60
+    retry_after_s = max(1, int(reset_at - datetime.now(UTC).timestamp()) + 1)
+    response = jsonify(
+        error=f"login: too many failed attempts, try again in {retry_after_s} s",
+        retry_after_s=retry_after_s,
+    )
+    response.status_code = 429
+    response.headers["Retry-After"] = str(retry_after_s)
+    return response
+
+
+# --- cross-site requests -------------------------------------------------------------
+
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 def init_app(app: Flask) -> None:
-    """Refuse cross-site state changes made with a staff session cookie.
+    """Bind the login limiter, and refuse cross-site state changes made with a staff cookie.
 
     The cookie is SameSite=Lax, and on top of that a cookie-authenticated unsafe request
     must come from this origin (Origin header, when the browser sends one) and carry JSON,
-    which an HTML form on another site cannot send without a CORS preflight.
+    which an HTML form on another site cannot send without a CORS preflight. The check
+    depends on what authenticates the request, not on which headers it has: a request
+    that carries a device's Authorization header and a staff cookie is still checked.
     """
+    app.config.setdefault(
+        "RATELIMIT_STORAGE_URI", app.config.get("SOCKETIO_MESSAGE_QUEUE") or "memory://"
+    )
+    # Retry-After is set by _too_many_logins, the same figure as in the body.
+    app.config.setdefault("RATELIMIT_HEADERS_ENABLED", False)
+    limiter.init_app(app)
+    app.register_error_handler(429, _too_many_logins)
 
     @app.before_request
     def refuse_cross_site() -> None:
-        if request.method not in UNSAFE_METHODS or "Authorization" in request.headers:
+        if request.method not in UNSAFE_METHODS:
             return
-        if not current_user.is_authenticated and request.endpoint != "api.login":
+        if request.endpoint != "api.login" and not current_user.is_authenticated:
             return
         origin = request.headers.get("Origin")
         if origin is not None and origin != request.host_url.rstrip("/"):

@@ -76,6 +76,15 @@ class Config:
     SESSION_COOKIE_SECURE = os.environ.get("SESSION_COOKIE_SECURE", "0") == "1"
     REMEMBER_COOKIE_HTTPONLY = True
     REMEMBER_COOKIE_SAMESITE = "Lax"
+    # A login expires this long after it started, whatever the browser keeps.
+    STAFF_SESSION_MAX_AGE_S = _int("STAFF_SESSION_MAX_AGE_S", 12 * 3600)
+    # Failed logins allowed per account name and per client address (Flask-Limiter
+    # notation); successful logins do not count. With several processes the counters
+    # live in Redis: RATELIMIT_STORAGE_URI, by default the Socket.IO message queue's URL.
+    LOGIN_LIMIT_ACCOUNT = os.environ.get("LOGIN_LIMIT_ACCOUNT", "10 per 5 minutes")
+    LOGIN_LIMIT_ADDRESS = os.environ.get("LOGIN_LIMIT_ADDRESS", "30 per 5 minutes")
+    if os.environ.get("RATELIMIT_STORAGE_URI"):
+        RATELIMIT_STORAGE_URI = os.environ["RATELIMIT_STORAGE_URI"]
 
     # People roles are open-ended: deployments may add their own.
     PERSON_ROLES = tuple(

@@ -206,10 +206,44 @@ class User(UserMixin, db.Model):
         CheckConstraint("role IN ('admin', 'dispatcher', 'viewer')", name="ck_users_role"),
     )
 
+    # The token of the login this object was loaded for (not a column): Flask-Login keeps
+    # get_id() in the session cookie, so the cookie names one revocable StaffSession row
+    # rather than the account itself.
+    session_token = None
+
     @property
     def is_active(self) -> bool:  # type: ignore[override]
         """Return whether the account may log in."""
         return self.active
+
+    def get_id(self) -> str:
+        """Return what the session cookie carries: the login's token, never the user id."""
+        if self.session_token is None:
+            raise AttributeError("this account was not loaded through a staff session")
+        return self.session_token
+
+
+class StaffSession(db.Model):
+    """One login of a staff account; only the SHA-256 of its cookie's token is kept.
+
+    Logout ends this row; a password change, disabling the account and an admin's
+    "end all sessions" end every row of the account. Every request checks it, in every
+    process, so a copied cookie stops working as soon as its row has ended.
+    """
+
+    __tablename__ = "staff_sessions"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # logout, password, disabled, ended_by_admin, ended_by_cli
+    end_reason: Mapped[str | None] = mapped_column(String(32))
+
+    __table_args__ = (
+        Index("ix_staff_sessions_open", "user_id", postgresql_where=text("ended_at IS NULL")),
+    )
 
 
 class Alert(db.Model):

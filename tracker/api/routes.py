@@ -9,11 +9,18 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import Blueprint, Response, abort, jsonify, request
-from flask_login import current_user, login_required, login_user, logout_user
+from flask_login import current_user, login_required
 from werkzeug.exceptions import HTTPException
 
 from .. import queries
-from ..auth import check_password
+from ..auth import (
+    check_password,
+    end_all_sessions,
+    end_session,
+    require_role,
+    start_session,
+    throttle_login,
+)
 from ..extensions import db
 from ..ingest import tracks
 
@@ -28,19 +35,22 @@ def json_error(exc: HTTPException):
 
 
 @bp.post("/session")
+@throttle_login
 def login():
-    """Log a staff account in and set the session cookie."""
+    """Log a staff account in and set the session cookie (failed attempts are throttled)."""
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
         abort(400, description="body: must be a JSON object with username and password")
     username, password = body.get("username"), body.get("password")
     if not isinstance(username, str) or not isinstance(password, str):
         abort(400, description="username, password: must be strings")
+    if len(username) > 64 or len(password) > 1024:
+        abort(400, description="username, password: at most 64 and 1024 characters")
     user = queries.user_by_username(db.session, username)
     if not check_password(user, password):
-        log.info("failed login for %r", username[:64])
+        log.info("failed login for %r", username)
         abort(401, description="username/password: wrong user name or password")
-    login_user(user)
+    start_session(user)
     log.info("user %s logged in", user.username)
     return jsonify(username=user.username, role=user.role, unit_id=user.unit_id)
 
@@ -56,9 +66,21 @@ def whoami():
 
 @bp.delete("/session")
 def logout():
-    """Log out."""
-    logout_user()
+    """Log out: the login ends on the server, so a copied cookie stops working too."""
+    end_session()
     return "", 204
+
+
+@bp.delete("/users/<int:user_id>/sessions")
+@require_role("admin")
+def end_user_sessions(user_id: int):
+    """End every login of a staff account in the admin's scope (a lost laptop, a leaver)."""
+    target = queries.staff_account_in_scope(db.session, current_user, user_id)
+    if target is None:
+        abort(404, description="user: not found")
+    ended = end_all_sessions(target.id, "ended_by_admin")
+    log.info("user %s ended %d sessions of user %s", current_user.username, ended, target.username)
+    return jsonify(ended=ended)
 
 
 def _parse_time(name: str, default: datetime) -> datetime:
@@ -72,7 +94,10 @@ def _parse_time(name: str, default: datetime) -> datetime:
         abort(400, description=f"{name}: not an ISO-8601 date-time")
     if parsed.tzinfo is None:
         abort(400, description=f"{name}: must include a UTC offset")
-    return parsed
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        abort(400, description=f"{name}: outside the years 1 to 9999 in UTC")
 
 
 def _parse_bbox() -> tuple[float, float, float, float] | None:
@@ -102,11 +127,7 @@ def _visible_person_or_404(person_id: int) -> None:
 def track(person_id: int):
     """Return a person's positions from `from` to `to` (default: the last 24 h) as a line."""
     _visible_person_or_404(person_id)
-    now = datetime.now(UTC)
-    end = _parse_time("to", now + timedelta(minutes=5))
-    start = _parse_time("from", end - timedelta(days=1))
-    if start >= end:
-        abort(400, description="from: must be before to")
+    start, end = _track_window()
     simplify_m = None
     if "simplify" in request.args:
         try:
@@ -168,10 +189,13 @@ def live():
     )
 
 
+ONE_DAY = timedelta(days=1)
+
+
 def _track_window() -> tuple[datetime, datetime]:
     """Return the [from, to) window of a track request (default: the last 24 h)."""
     end = _parse_time("to", datetime.now(UTC) + timedelta(minutes=5))
-    start = _parse_time("from", end - timedelta(days=1))
+    start = _parse_time("from", max(end, datetime.min.replace(tzinfo=UTC) + ONE_DAY) - ONE_DAY)
     if start >= end:
         abort(400, description="from: must be before to")
     return start, end

@@ -8,8 +8,11 @@ from typing import Any
 
 from flask import request
 from flask_login import current_user
-from flask_socketio import ConnectionRefusedError, Namespace, join_room
+from flask_socketio import ConnectionRefusedError, Namespace, disconnect, join_room
 
+from ..auth import open_sessions, session_token_hash
+from ..cutoff import cutoff
+from ..extensions import socketio
 from .feed import feed
 from .rooms import viewer_room
 
@@ -31,18 +34,52 @@ def parse_bbox(value: Any) -> tuple[float, float, float, float] | None:
 class LiveNamespace(Namespace):
     """Events between the live map and the server; see docs/command-centre.md."""
 
+    def __init__(self, namespace: str = "/live") -> None:
+        """Create the namespace with no viewers connected."""
+        super().__init__(namespace)
+        # sid -> hash of the login token the connection was opened with.
+        self.logins: dict[str, str] = {}
+
     def on_connect(self, auth: Any = None) -> None:
         """Sent by a map page when it connects: accept it only with a staff session."""
-        if not current_user.is_authenticated:
+        token_hash = session_token_hash()
+        if token_hash is None:
             raise ConnectionRefusedError("session: log in first")
         room = viewer_room(current_user)
         join_room(room)
+        self.logins[request.sid] = token_hash
         feed.add_viewer(request.sid, current_user.id, room)
+        cutoff.add_sweep(self.sweep_ended)
+        cutoff.start()
         log.info("viewer %s connected to %s", current_user.username, room)
 
     def on_disconnect(self, reason: Any = None) -> None:
         """Sent when a viewer's connection ends: forget it."""
+        self.logins.pop(request.sid, None)
         feed.remove_viewer(request.sid)
+
+    def sweep_ended(self) -> None:
+        """Close the connections whose login has ended (logout, password change, ...)."""
+        still_open = open_sessions(set(self.logins.values()))
+        for sid, token_hash in list(self.logins.items()):
+            if token_hash not in still_open:
+                log.info("closing a /live connection whose login has ended")
+                self.logins.pop(sid, None)
+                feed.remove_viewer(sid)
+                socketio.emit(
+                    "session_ended",
+                    {"error": "session: log in first"},
+                    namespace=self.namespace,
+                    to=sid,
+                )
+                socketio.server.disconnect(sid, namespace=self.namespace)
+
+    def trigger_event(self, event: str, *args: Any) -> Any:
+        """Refuse every event of a connection whose login has ended since it connected."""
+        if event not in ("connect", "disconnect") and not current_user.is_authenticated:
+            disconnect()
+            return {"ok": False, "error": "session: log in first"}
+        return super().trigger_event(event, *args)
 
     def on_subscribe(self, payload: Any = None) -> dict[str, Any]:
         """Sent by a viewer to narrow its feed to `bbox` (or widen it with bbox null)."""
