@@ -1491,3 +1491,28 @@ def drop_partition(conn: Connection | Session, day: date) -> bool:
         True if the partition existed and was dropped.
     """
     return bool(conn.execute(select(func.tracker_drop_partition(day))).scalar())
+
+
+# --- boundary checks -------------------------------------------------------------------
+
+
+def boundary_repair(session: Session, geojson: str) -> tuple[str | None, float]:
+    """Return why a boundary is invalid and the area of the polygons ST_MakeValid keeps of it.
+
+    Args:
+        session: a session.
+        geojson: a Polygon or MultiPolygon geometry in GeoJSON, WGS-84.
+
+    Returns:
+        (why the geometry is invalid — None when it is valid, the area in square degrees of
+        its polygons after repair — 0 when the repair leaves a line, a point or nothing).
+    """
+    geom = func.ST_SetSRID(func.ST_GeomFromGeoJSON(geojson), 4326)
+    kept = func.ST_CollectionExtract(func.ST_MakeValid(geom), 3)
+    row = session.execute(
+        select(
+            case((func.ST_IsValid(geom), None), else_=func.ST_IsValidReason(geom)),
+            func.coalesce(func.ST_Area(kept), 0.0),
+        )
+    ).one()
+    return row[0], float(row[1])

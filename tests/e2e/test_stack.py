@@ -210,3 +210,93 @@ def test_phone_through_nginx_fails_over_when_its_process_is_killed(
     assert phone.unacked == []
     assert count(database_url, person.person_id) == phone.generated
     assert phone.stored <= phone.generated <= phone.stored + phone.duplicates
+
+
+REVOKED = {"ok": False, "error": "auth.token: this device has been revoked"}
+
+
+def test_a_revoked_phone_is_refused_on_every_process_and_closed(
+    trackers, nginx_url, make_phone, runner
+):
+    person = make_phone()
+    phones = [TestPhone(url, person.token).connect() for url in (*[s.url for s in trackers],)]
+    phones.append(TestPhone(nginx_url, person.token).connect())
+    try:
+        assert all(p.call("duty", {"on": True})["ok"] for p in phones)
+        result = runner.invoke(args=["devices", "revoke", str(person.device_id)])
+        assert result.exit_code == 0, result.output
+        for phone in phones:
+            if not phone.client.connected:
+                continue  # the sweep was quicker than this loop
+            for event, payload in [
+                ("positions", {"positions": [{"ts": now_ms(), "lat": 39.9, "lon": 116.4}]}),
+                ("duty", {"on": False}),
+                ("sos", {"ts": now_ms(), "lat": 39.9, "lon": 116.4}),
+                ("task_update", {"id": 1, "status": "done"}),
+            ]:
+                try:
+                    assert phone.call(event, payload, timeout=5) == REVOKED
+                except socketio.exceptions.BadNamespaceError:
+                    break  # closed after the refusal, as it should be
+        assert all(p.wait_disconnected(timeout=6) for p in phones)
+        assert count_alerts_and_positions(runner, person.person_id) == (0, 0)
+    finally:
+        for phone in phones:
+            phone.close()
+
+
+def count_alerts_and_positions(runner, person_id: int) -> tuple[int, int]:
+    """Return how many alerts and positions a person has, read through the app."""
+    from sqlalchemy import func, select
+
+    from tracker.extensions import db
+    from tracker.models import Alert, Position
+
+    with runner.app.app_context():
+        alerts = db.session.scalar(
+            select(func.count()).select_from(Alert).where(Alert.person_id == person_id)
+        )
+        positions = db.session.scalar(
+            select(func.count()).select_from(Position).where(Position.person_id == person_id)
+        )
+        return alerts, positions
+
+
+def test_logout_on_one_process_ends_the_session_on_the_other(trackers, make_user):
+    a, b = trackers
+    http = log_in(a.url, make_user)
+    viewer, _ = viewer_at(b.url, http)
+    try:
+        assert http.get(f"{b.url}/api/v1/session", timeout=5).status_code == 200
+        assert http.delete(f"{a.url}/api/v1/session", headers={"Origin": a.url}).status_code == 204
+        cookie = {c.name: c.value for c in http.cookies}
+        assert requests.get(f"{b.url}/api/v1/session", cookies=cookie, timeout=5).status_code == 401
+        deadline = time.monotonic() + 6
+        while viewer.connected and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not viewer.connected, "process B kept a /live connection of an ended login"
+    finally:
+        if viewer.connected:
+            viewer.disconnect()
+
+
+def test_failed_logins_count_across_processes_through_redis(trackers, make_user):
+    a, b = trackers
+    username, password = make_user("viewer")
+    answers = [
+        requests.post(
+            f"{(a, b)[i % 2].url}/api/v1/session",
+            json={"username": username, "password": "wrong"},
+            timeout=10,
+        ).status_code
+        for i in range(12)
+    ]
+    # LOGIN_LIMIT_ACCOUNT is 10 per 5 minutes, shared by both processes.
+    assert answers == [401] * 10 + [429] * 2
+    for server in (a, b):
+        right = requests.post(
+            f"{server.url}/api/v1/session",
+            json={"username": username, "password": password},
+            timeout=10,
+        )
+        assert right.status_code == 429

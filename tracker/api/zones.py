@@ -23,7 +23,13 @@ ALERT_KINDS = ("sos", "zone_exit", "zone_enter", "signal_lost", "signal_back", "
 def import_boundaries():
     """Create or update units from a posted GeoJSON FeatureCollection; all or nothing."""
     try:
-        report = import_units(db.session, request.get_json(silent=True))
+        doc = request.get_json(silent=True)
+    except RecursionError:
+        doc = None  # nested deeper than any GeoJSON: Python's decoder gives up
+    if doc is None:
+        return jsonify(error="body: must be a GeoJSON FeatureCollection in JSON"), 400
+    try:
+        report = import_units(db.session, doc)
     except BoundaryImportError as exc:
         db.session.rollback()
         return jsonify(error=str(exc)), 400
@@ -81,9 +87,11 @@ def alerts():
     if kind is not None and kind not in ALERT_KINDS:
         abort(400, description=f"kind: must be one of {', '.join(ALERT_KINDS)}")
     try:
-        limit = min(int(request.args.get("limit", 200)), 1000)
+        limit = int(request.args.get("limit", 200))
     except ValueError:
         abort(400, description="limit: must be a whole number")
+    if not 1 <= limit <= 1000:
+        abort(400, description="limit: must be between 1 and 1000")
     open_only = request.args.get("open") in {"1", "true"}
     rows = db.session.execute(queries.alerts_for(current_user, kind, open_only, limit)).all()
     return jsonify(alerts=[_alert_json(row) for row in rows])
