@@ -34,7 +34,7 @@ from bench._common import (  # noqa: E402
     markdown_table,
     percentile,
 )
-from tests.e2e.chromium import launch  # noqa: E402
+from tests.e2e.chromium import launch, wait_until  # noqa: E402
 
 CENTER = (116.397, 39.916)
 ROLES = ("volunteer", "street_chief", "grid_worker", "patrol")
@@ -151,9 +151,8 @@ def run(people: int, updates: int) -> None:
             page.click("button[type=submit]")
             page.wait_for_url(f"{server.base_url}/")
             load_started = page.evaluate("performance.now()")
-            page.wait_for_function(
-                f"window.__tracker && window.__tracker.drawnIds().length >= {people}",
-                timeout=120_000,
+            wait_until(
+                page, f"window.__tracker && window.__tracker.drawnIds().length >= {people}", 120
             )
             page.evaluate("new Promise(r => window.__tracker.map.once('idle', r))")
             load_ms = page.evaluate("performance.now()") - load_started

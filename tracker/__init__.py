@@ -8,7 +8,7 @@ from typing import Any
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import auth, cli, socket_json
+from . import auth, cli, logredact, socket_json
 from .api.incidents import bp as incidents_api_bp
 from .api.routes import bp as api_bp
 from .api.zones import bp as zones_api_bp
@@ -16,10 +16,11 @@ from .config import PROJECT_ROOT, Config, database_connect_args
 from .cutoff import cutoff
 from .extensions import babel, db, login, migrate, socketio
 from .ingest.events import DeviceNamespace, register_positions_handler
-from .ingest.http import bp as ingest_http_bp
+from .ingest.http import IngestEndpoints
 from .ingest.writer import writer
 from .live.events import LiveNamespace
 from .live.feed import feed
+from .web import security
 from .web.i18n import select_locale
 from .web.phone import bp as phone_bp
 from .web.staff import bp as staff_bp
@@ -60,6 +61,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    logredact.install()
     app = Flask(
         __name__,
         static_folder=str(PROJECT_ROOT / "static"),
@@ -79,6 +81,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     login.init_app(app)
     auth.init_app(app)
     babel.init_app(app, locale_selector=select_locale)
+    # Innermost: the GPS apps' endpoints are served before Flask's dispatch, inside the
+    # Socket.IO, header and proxy layers like every other request.
+    app.wsgi_app = IngestEndpoints(app, app.wsgi_app)  # type: ignore[method-assign]
     socketio.init_app(
         app,
         async_mode="gevent",
@@ -89,6 +94,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         ping_timeout=20,
         **_message_queue(app.config["SOCKETIO_MESSAGE_QUEUE"]),
     )
+    security.init_app(app)
     if hops := app.config["PROXY_HOPS"]:
         # Outermost, so that Engine.IO's same-origin check also sees the client's scheme
         # and host as nginx received them.
@@ -101,7 +107,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(api_bp)
     app.register_blueprint(zones_api_bp)
     app.register_blueprint(incidents_api_bp)
-    app.register_blueprint(ingest_http_bp)
     app.register_blueprint(phone_bp)
     app.register_blueprint(staff_bp)
     device_namespace = DeviceNamespace("/device")

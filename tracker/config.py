@@ -155,6 +155,9 @@ class Config:
     LOW_BATTERY = _float("LOW_BATTERY", 0.15)
     SIGNAL_LOST_AFTER_S = _float("SIGNAL_LOST_AFTER_S", 300.0)
     SIGNAL_CHECK_INTERVAL_S = _float("SIGNAL_CHECK_INTERVAL_S", 10.0)
+    # HTTP ingest remembers a device token's owner this long instead of asking the database
+    # per request; a revoked device is still refused at once, by the group commit.
+    DEVICE_CACHE_S = _float("DEVICE_CACHE_S", 60.0)
     # Open sockets of revoked devices and ended staff sessions are closed within this many
     # seconds (every event is checked at once regardless; tracker/cutoff.py).
     CUTOFF_INTERVAL_S = _float("CUTOFF_INTERVAL_S", 2.0)

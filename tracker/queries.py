@@ -60,7 +60,8 @@ log = logging.getLogger(__name__)
 # go into the partitioned table (a resend of a (person, ts, device) is skipped by the
 # primary key); each person's newest new fix replaces latest_positions only when it is
 # newer than what is there. Only the rows that were NOT stored come back (duplicates and
-# rows of revoked devices), which under normal load is almost nothing to transfer.
+# rows of revoked devices or deactivated people), which under normal load is almost nothing
+# to transfer.
 # Arrays travel as '{...}' text and times as integer microseconds since the epoch: both
 # are much cheaper for psycopg2 to send than lists of Python objects, and exact.
 _STORE_POSITIONS = text(
@@ -79,6 +80,7 @@ WITH incoming AS (
 ), active AS (
     UPDATE devices SET last_seen_at = now()
     WHERE id IN (SELECT device_id FROM incoming) AND revoked_at IS NULL
+      AND EXISTS (SELECT 1 FROM people p WHERE p.id = devices.person_id AND p.active)
     RETURNING id
 ), inserted AS (
     INSERT INTO positions (person_id, device_id, ts, received_at, geom,

@@ -11,6 +11,7 @@ import requests
 from babel.messages.pofile import read_po
 
 from tests.conftest import ROOT, ServerProcess
+from tests.e2e.chromium import wait_until
 from tests.e2e.phones import TestPhone, now_ms
 from tests.e2e.test_map_page import open_map, poll, shot
 
@@ -126,13 +127,13 @@ def test_sos_reaches_the_alerts_panel_within_2_s_and_is_acknowledged(
         assert "王芳 Wang Fang" in page.text_content(item)
         toast = page.wait_for_selector("#toasts .toast.kind-sos").text_content()
         assert "紧急求助" in toast and "王芳 Wang Fang" in toast
-        page.wait_for_function("document.getElementById('alert-count').textContent === '1'")
+        wait_until(page, "document.getElementById('alert-count').textContent === '1'")
         shot(page, "centre-01-sos-alert")
 
         page.click(f"{item} button.ack")
         # Acknowledged, it leaves the open-only list; "All" shows who acknowledged it.
         page.wait_for_selector(item, state="detached")
-        page.wait_for_function("document.getElementById('alert-count').hidden")
+        wait_until(page, "document.getElementById('alert-count').hidden")
         page.click("[data-alert-open='0']")
         page.wait_for_selector(f'{item}[data-acknowledged="1"]')
         assert f"{username} 已于" in page.text_content(item)

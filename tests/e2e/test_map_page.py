@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import ROOT, ServerProcess
+from tests.e2e.chromium import wait_until
 from tests.e2e.phones import TestPhone, now_ms
 
 ARTIFACTS = ROOT / "var" / "artifacts"
@@ -42,7 +43,7 @@ def open_map(browser, url: str, username: str, password: str, locale: str = "en-
     page.fill("#password", password)
     page.click("button[type=submit]")
     page.wait_for_url(f"{url}/")
-    page.wait_for_function("document.body.dataset.synced", timeout=15_000)
+    wait_until(page, "document.body.dataset.synced", 15)
     return page
 
 
@@ -141,8 +142,8 @@ def test_clicking_a_person_shows_details_and_todays_trail(
         assert page.text_content("#card-name") == "周强 Zhou Qiang"
         details = page.text_content("#card-details")
         assert "Patrol" in details and "第8网格 Grid 8" in details and "80%" in details
-        page.wait_for_function(
-            "document.getElementById('card-trail').textContent.startsWith('4 fixes today')"
+        wait_until(
+            page, "document.getElementById('card-trail').textContent.startsWith('4 fixes today')"
         )
         trail = page.evaluate(
             "window.__tracker.map.getSource('trail').serialize().data.features[0].geometry"
@@ -212,8 +213,8 @@ def test_switching_language_changes_visible_strings(server, browser, make_user):
         page.goto(f"{server.url}/login")
         assert page.text_content("button[type=submit]").strip() == "Log in"
         page.click("[data-lang-choice=zh_CN]")
-        page.wait_for_function(
-            "document.querySelector('button[type=submit]').textContent.trim() === '登录'"
+        wait_until(
+            page, "document.querySelector('button[type=submit]').textContent.trim() === '登录'"
         )
         assert page.get_attribute("html", "lang") == "zh-CN"
         shot(page, "lang-01-login-zh")
@@ -221,16 +222,14 @@ def test_switching_language_changes_visible_strings(server, browser, make_user):
         page.fill("#password", password)
         page.click("button[type=submit]")
         page.wait_for_url(f"{server.url}/")
-        page.wait_for_function("document.body.dataset.synced")
+        wait_until(page, "document.body.dataset.synced")
         assert page.text_content(".brand-name") == "指挥中心"
         assert page.text_content("#logout").strip() == "退出登录"
         assert page.text_content("#live-status") == "实时"
         shot(page, "lang-02-map-zh")
         page.click("[data-lang-choice=en]")
-        page.wait_for_function(
-            "document.querySelector('.brand-name').textContent === 'Command centre'"
-        )
-        page.wait_for_function("document.body.dataset.synced")
+        wait_until(page, "document.querySelector('.brand-name').textContent === 'Command centre'")
+        wait_until(page, "document.body.dataset.synced")
         assert page.text_content("#logout").strip() == "Log out"
         assert page.text_content("#live-status") == "Live"
         shot(page, "lang-03-map-en")

@@ -13,6 +13,7 @@ import socketio
 from sqlalchemy import func, select
 
 from tests.conftest import ROOT, Phone, ServerProcess
+from tests.e2e.chromium import wait_until
 from tests.e2e.phones import TestPhone
 from tracker import queries
 from tracker.extensions import db
@@ -81,7 +82,7 @@ class Walk:
 
 def wait_for(page: Any, expression: str, timeout_s: float = 20) -> None:
     """Poll a JavaScript expression in the page until it is true."""
-    page.wait_for_function(expression, timeout=timeout_s * 1000, polling=50)
+    wait_until(page, expression, timeout_s)
 
 
 def shot(page: Any, name: str) -> Path:

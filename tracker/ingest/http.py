@@ -1,11 +1,23 @@
-"""HTTP ingest: the /device `positions` payload POSTed with a bearer token."""
+"""HTTP ingest: our `positions` endpoint and the GPS apps' formats, served before Flask.
+
+GPS apps send one fix per request, so in a deployment most fixes arrive this way. These
+few endpoints are served by a WSGI layer in front of Flask (IngestEndpoints) with only an
+app context around each request, as the /device `positions` event is: Flask's request
+dispatch, session, login and rate-limit hooks cost more CPU than storing the fix, and none
+of them applies (a device token authenticates; no cookie is read). Each answer carries the
+same status, body and security headers as before.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify, request
+import orjson
+from flask import Flask, current_app
+from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.wrappers import Request
 
 from .. import socket_json
 from ..queries import DeviceIdentity
@@ -13,33 +25,33 @@ from . import clients, service
 
 log = logging.getLogger(__name__)
 
-bp = Blueprint("ingest_http", __name__)
+Answer = tuple[Any, int]
 
 
-@bp.post("/api/v1/positions")
-def post_positions():
+def post_positions(request: Request) -> Answer:
     """Store a batch sent over HTTP; same payload and answer as the `positions` event."""
-    device = service.identify_device(_bearer_token())
+    device = service.identify_device(_bearer_token(request), cached=True)
     if device is None:
-        return jsonify(ok=False, error="auth.token: unknown or revoked device token"), 401
+        return {"ok": False, "error": "auth.token: unknown or revoked device token"}, 401
     cap = current_app.config["MAX_PAYLOAD_BYTES"]
+    too_large = {"ok": False, "error": f"payload: larger than {cap} bytes"}, 413
     if request.content_length is not None and request.content_length > cap:
-        return jsonify(ok=False, error=f"payload: larger than {cap} bytes"), 413
+        return too_large
     body = request.get_data(cache=False)
     if len(body) > cap:
-        return jsonify(ok=False, error=f"payload: larger than {cap} bytes"), 413
+        return too_large
     try:
         payload = socket_json.loads(body)
     except ValueError:
-        return jsonify(ok=False, error="payload: not valid JSON"), 400
+        return {"ok": False, "error": "payload: not valid JSON"}, 400
     ack = service.store_positions(device, payload, len(body))
     if ack["ok"]:
-        return jsonify(ack), 200
+        return ack, 200
     if ack.get("retry"):
-        return jsonify(ack), 503
+        return ack, 503
     if ack["error"].startswith("auth.token"):
-        return jsonify(ack), 401
-    return jsonify(ack), 400
+        return ack, 401
+    return ack, 400
 
 
 # --- existing GPS apps -------------------------------------------------------------
@@ -61,7 +73,7 @@ def _merge_acks(acks: list[dict[str, Any]], offsets: list[int]) -> dict[str, Any
 
 def _store_client_request(parsed: clients.ClientRequest, token: str | None) -> dict[str, Any]:
     """Store what a GPS app sent through the /device path; return the ack."""
-    device = service.identify_device(token)
+    device = service.identify_device(token, cached=True)
     if device is None:
         return {"ok": False, "error": "auth.token: unknown or revoked device token"}
     if parsed.alarm:
@@ -119,64 +131,164 @@ def _client_status(ack: dict[str, Any]) -> int:
     return 400
 
 
-@bp.route("/osmand", methods=["GET", "POST"])
-@bp.route("/osmand/<token>", methods=["GET", "POST"])
-def osmand(token: str | None = None):
+def _json_body(request: Request) -> Any:
+    """Return the decoded JSON body, or None when it is not JSON (as get_json(silent=True))."""
+    try:
+        return socket_json.loads(request.get_data(cache=True))
+    except ValueError:
+        return None
+
+
+def osmand(request: Request, token: str | None) -> Answer:
     """Accept the OsmAnd protocol: Traccar Client (query, form or JSON), OsmAnd, GPSLogger."""
     try:
         if request.is_json:
-            parsed = clients.from_traccar_json(request.get_json(silent=True))
+            parsed = clients.from_traccar_json(_json_body(request))
         elif request.args:
             parsed = clients.from_osmand(request.args, token)
         else:
             body = request.get_data(as_text=True)
             parsed = clients.from_osmand(clients.parse_form_text(body), token)
     except clients.ClientFormatError as exc:
-        return jsonify(ok=False, error=str(exc)), 400
+        return {"ok": False, "error": str(exc)}, 400
     ack, status = _store_and_answer(parsed, token or parsed.token, "osmand")
     # Traccar's own server answers an unknown device id with 404 (and the apps show it).
-    return jsonify(ack), 404 if status == 401 else status
+    return ack, 404 if status == 401 else status
 
 
-def _basic_auth_token() -> str | None:
+def _basic_auth_token(request: Request) -> str | None:
     """Return the password of HTTP Basic auth, which OwnTracks users set to their token."""
     auth = request.authorization
     return auth.password if auth is not None and auth.type == "basic" else None
 
 
-def _bearer_token() -> str | None:
+def _bearer_token(request: Request) -> str | None:
     """Return the bearer token of the Authorization header, if any."""
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
-@bp.post("/owntracks")
-@bp.post("/owntracks/<token>")
-def owntracks(token: str | None = None):
+def owntracks(request: Request, token: str | None) -> Answer:
     """Accept OwnTracks HTTP mode; answer `[]` as the app expects."""
-    token = token or request.args.get("token") or _basic_auth_token()
+    token = token or request.args.get("token") or _basic_auth_token(request)
     try:
-        parsed = clients.from_owntracks(request.get_json(silent=True, force=True))
+        parsed = clients.from_owntracks(_json_body(request))
     except clients.ClientFormatError as exc:
-        return jsonify(error=str(exc)), 400
+        return {"error": str(exc)}, 400
     ack, status = _store_and_answer(parsed, token, "owntracks")
     if status != 200:
-        return jsonify(error=ack["error"]), status
-    return jsonify([]), 200
+        return {"error": ack["error"]}, status
+    return [], 200
 
 
-@bp.post("/overland")
-@bp.post("/overland/<token>")
-def overland(token: str | None = None):
+def overland(request: Request, token: str | None) -> Answer:
     """Accept an Overland batch; `{"result": "ok"}` tells the app it may drop the batch."""
-    token = token or request.args.get("token") or _bearer_token()
+    token = token or request.args.get("token") or _bearer_token(request)
     try:
-        parsed = clients.from_overland(request.get_json(silent=True, force=True))
+        parsed = clients.from_overland(_json_body(request))
     except clients.ClientFormatError as exc:
-        return jsonify(result="error", error=str(exc)), 400
+        return {"result": "error", "error": str(exc)}, 400
     ack, status = _store_and_answer(parsed, token, "overland")
     if status != 200:
-        return jsonify(result="error", error=ack["error"]), status
-    return jsonify(
-        result="ok", stored=ack["stored"], duplicates=ack["duplicates"], rejected=ack["rejected"]
-    ), 200
+        return {"result": "error", "error": ack["error"]}, status
+    answer = {"result": "ok", "stored": ack["stored"], "duplicates": ack["duplicates"]}
+    return {**answer, "rejected": ack["rejected"]}, 200
+
+
+# --- serving them before Flask ------------------------------------------------------
+
+Handler = Callable[[Request, str | None], Answer]
+StartResponse = Callable[..., Any]
+
+# First path segment -> (methods, handler, whether a token may follow as a second segment).
+ROUTES: dict[str, tuple[frozenset[str], Handler, bool]] = {
+    "osmand": (frozenset({"GET", "HEAD", "POST"}), osmand, True),
+    "owntracks": (frozenset({"POST"}), owntracks, True),
+    "overland": (frozenset({"POST"}), overland, True),
+}
+POSITIONS_PATH = "/api/v1/positions"
+INTERNAL_ERROR = {"ok": False, "error": "server: internal error, retry", "retry": True}
+STATUS_LINES = {
+    200: "200 OK",
+    400: "400 BAD REQUEST",
+    401: "401 UNAUTHORIZED",
+    404: "404 NOT FOUND",
+    405: "405 METHOD NOT ALLOWED",
+    413: "413 REQUEST ENTITY TOO LARGE",
+    500: "500 INTERNAL SERVER ERROR",
+    503: "503 SERVICE UNAVAILABLE",
+}
+
+
+class IngestEndpoints:
+    """Serve the HTTP ingest endpoints with an app context only; pass the rest to Flask."""
+
+    def __init__(self, app: Flask, flask_wsgi: Callable[..., Iterable[bytes]]) -> None:
+        """Wrap Flask's own WSGI callable (app.wsgi_app before any middleware)."""
+        self.app = app
+        self.flask_wsgi = flask_wsgi
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        """Answer an ingest request here, or hand the request to Flask."""
+        route = match(environ.get("PATH_INFO", ""))
+        if route is None:
+            return self.flask_wsgi(environ, start_response)
+        methods, handler, token = route
+        method = environ.get("REQUEST_METHOD", "GET")
+        if method not in methods:
+            allowed = ", ".join(sorted(methods))
+            body: Any = {"ok": False, "error": f"method: {method} not allowed (use {allowed})"}
+            return self._answer(start_response, body, 405, [("Allow", allowed)])
+        request = Request(environ)
+        request.max_content_length = self.app.config["MAX_CONTENT_LENGTH"]
+        try:
+            with self.app.app_context():
+                body, status = handler(request, token)
+        except RequestEntityTooLarge:
+            cap = self.app.config["MAX_CONTENT_LENGTH"]
+            body, status = {"ok": False, "error": f"payload: larger than {cap} bytes"}, 413
+        except Exception:
+            # Named by its handler: the path may carry a device token.
+            log.exception("%s to the %s endpoint failed", method, handler.__name__)
+            body, status = INTERNAL_ERROR, 500
+        return self._answer(start_response, body, status, [], head=method == "HEAD")
+
+    def _answer(
+        self,
+        start_response: StartResponse,
+        body: Any,
+        status: int,
+        extra: list[tuple[str, str]],
+        head: bool = False,
+    ) -> list[bytes]:
+        """Send a JSON answer with the app's security headers."""
+        encoded = orjson.dumps(body)
+        headers = [
+            ("Content-Type", "application/json"),
+            ("Content-Length", str(len(encoded))),
+            *extra,
+            *self.app.extensions.get("security_headers", ()),
+        ]
+        start_response(STATUS_LINES.get(status, f"{status} ERROR"), headers)
+        return [] if head else [encoded]
+
+
+def match(path: str) -> tuple[frozenset[str], Handler, str | None] | None:
+    """Return (methods, handler, token from the path) for an ingest path, or None."""
+    if path == POSITIONS_PATH:
+        return frozenset({"POST"}), _positions_handler, None
+    first, slash, token = path[1:].partition("/")
+    route = ROUTES.get(first)
+    if route is None or not path.startswith("/"):
+        return None
+    methods, handler, takes_token = route
+    if not slash:
+        return methods, handler, None
+    if takes_token and token and "/" not in token:
+        return methods, handler, token
+    return None
+
+
+def _positions_handler(request: Request, _token: str | None) -> Answer:
+    """Adapt post_positions() to the handler signature."""
+    return post_positions(request)

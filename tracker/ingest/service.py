@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from datetime import UTC, datetime, timedelta
 from operator import attrgetter
 from typing import Any
@@ -60,6 +61,7 @@ def store_positions(
     except StoreUnavailableError as exc:
         return {"ok": False, "error": str(exc), "retry": True}
     if outcome.revoked:
+        known_devices.forget(device.device_id)
         log.info("refused positions from revoked device %d", device.device_id)
         return {"ok": False, "error": "auth.token: this device has been revoked"}
     if outcome.refused:
@@ -73,11 +75,65 @@ def store_positions(
     }
 
 
-def identify_device(token: Any) -> DeviceIdentity | None:
-    """Return the active device that owns this token, if any."""
+class KnownDevices:
+    """The devices whose tokens this process has seen lately, so a request need not ask.
+
+    GPS apps send one fix per HTTP request; looking each token up costs a pooled database
+    connection and a round trip. Revocation does not wait for an entry to expire: every
+    group commit checks that each device is still active and refuses the rows of one that
+    is not, and that refusal drops its entry here (forget()), so its next request is looked
+    up again and refused.
+    """
+
+    MAX_ENTRIES = 200_000
+
+    def __init__(self) -> None:
+        """Start with no device known."""
+        self._by_hash: dict[str, tuple[DeviceIdentity, float]] = {}
+
+    def get(self, token_hash: str, now: float) -> DeviceIdentity | None:
+        """Return the device of a token seen less than DEVICE_CACHE_S ago, if any."""
+        hit = self._by_hash.get(token_hash)
+        if hit is None or hit[1] <= now:
+            return None
+        return hit[0]
+
+    def put(self, token_hash: str, device: DeviceIdentity, expires: float) -> None:
+        """Remember a device until `expires` (monotonic seconds)."""
+        if len(self._by_hash) >= self.MAX_ENTRIES:
+            self._by_hash.clear()  # rare; every entry is cheap to look up again
+        self._by_hash[token_hash] = (device, expires)
+
+    def forget(self, device_id: int) -> None:
+        """Drop every entry of a device that a commit found revoked or deactivated."""
+        for token_hash in [h for h, (d, _) in self._by_hash.items() if d.device_id == device_id]:
+            del self._by_hash[token_hash]
+
+
+known_devices = KnownDevices()
+
+
+def identify_device(token: Any, cached: bool = False) -> DeviceIdentity | None:
+    """Return the active device that owns this token, if any.
+
+    Args:
+        token: what the client presented.
+        cached: accept a device seen within DEVICE_CACHE_S (the HTTP ingest paths, whose
+            positions the group commit checks again), instead of asking the database.
+    """
     if not isinstance(token, str) or not token:
         return None
-    return queries.device_by_token_hash(db.session, hash_token(token))
+    token_hash = hash_token(token)
+    now = time.monotonic()
+    if cached and (device := known_devices.get(token_hash, now)) is not None:
+        return device
+    device = queries.device_by_token_hash(db.session, token_hash)
+    # Hand the connection back now: the caller may wait for a group commit next, and
+    # requests holding pooled connections while they wait would starve the writer.
+    db.session.close()
+    if device is not None and cached:
+        known_devices.put(token_hash, device, now + current_app.config["DEVICE_CACHE_S"])
+    return device
 
 
 def set_duty(device: DeviceIdentity, payload: Any) -> dict[str, Any]:
@@ -142,6 +198,10 @@ def raise_sos(device: DeviceIdentity, payload: Any) -> dict[str, Any]:
     except ItemError as exc:
         return {"ok": False, "error": str(exc)}
     note = (note or "").strip()[:MAX_SOS_NOTE_CHARS] or None
+    if queries.inactive_devices(db.session, [device.device_id]):
+        # HTTP alarms come with a cached identity; an SOS is rare enough to ask each time.
+        known_devices.forget(device.device_id)
+        return {"ok": False, "error": "auth.token: this device has been revoked"}
     try:
         alert, new = queries.insert_alert(
             db.session, device.person_id, device.device_id, "sos", ts, point, note

@@ -74,15 +74,12 @@ class LiveNamespace(Namespace):
                 )
                 socketio.server.disconnect(sid, namespace=self.namespace)
 
-    def trigger_event(self, event: str, *args: Any) -> Any:
-        """Refuse every event of a connection whose login has ended since it connected."""
-        if event not in ("connect", "disconnect") and not current_user.is_authenticated:
-            disconnect()
-            return {"ok": False, "error": "session: log in first"}
-        return super().trigger_event(event, *args)
-
     def on_subscribe(self, payload: Any = None) -> dict[str, Any]:
         """Sent by a viewer to narrow its feed to `bbox` (or widen it with bbox null)."""
+        if not current_user.is_authenticated:
+            # The login ended since the connection opened; the sweep closes it soon.
+            disconnect()
+            return {"ok": False, "error": "session: log in first"}
         raw = payload.get("bbox") if isinstance(payload, dict) else None
         bbox = parse_bbox(raw)
         if raw is not None and bbox is None:

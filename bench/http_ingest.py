@@ -1,0 +1,510 @@
+"""Measure GPS-app ingest over HTTP: one fix per request, the real server, PostGIS.
+
+Usage (from the repository root):
+
+    .venv/bin/python bench/http_ingest.py [--devices 2000] [--duration 20]
+        [--connections 200,1000] [--formats osmand,owntracks] [--servers 1]
+        [--open-loop 5000] [--interval 5] [--skip-closed] [--keep-db]
+
+It creates a throwaway database, adds one person and device per simulated phone, and
+starts `gunicorn -c deploy/gunicorn.conf.py wsgi:app` (with `--servers 2`, two of them
+behind nginx as scripts/stack.sh configures it). Then:
+
+- **closed loop**: for each format (Traccar Client's `/osmand` GET, OwnTracks'
+  `POST /owntracks/<token>`) and each number of keep-alive connections, wrk (Debian's
+  `wrk`, with bench/http_ingest.lua) sends single-fix requests back to back for the
+  window, every (device, timestamp) unique. It reports requests/s answered 200, latency
+  p50/p99, errors and timeouts, server CPU per request, and the exactly-once check
+  (rows added = fixes answered 200, at most the requests cut off at the end more).
+  The same wrk run against a trivial Flask view on the same gunicorn settings
+  (bench/_trivial_app.py) is the reference; the ratio is printed.
+- **open loop** (`--open-loop N`): N phones, each with its own keep-alive connection,
+  send one Traccar Client fix every `--interval` seconds (phases spread at random), as
+  real phones do; p50/p99 latency after a warm-up, and whether any fix was lost (answered
+  200 but not stored) or stored twice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import random
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import aiohttp
+from _common import (
+    LOG_DIR,
+    ROOT,
+    VENV_BIN,
+    Server,
+    ThrowawayDatabase,
+    base_database_url,
+    command_line,
+    connect,
+    cpu_seconds,
+    free_port,
+    machine_note,
+    markdown_table,
+    percentile,
+    raise_on_sigterm,
+)
+from ingest import add_phones
+
+log = logging.getLogger(__name__)
+
+LUA = Path(__file__).with_name("http_ingest.lua")
+WRK_THREADS = 2
+WARMUP_S = 5
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+SERVER_ENV = ("INGEST_FLUSH_INTERVAL_S", "INGEST_FLUSH_ROWS", "DB_POOL_SIZE", "WORKER_CONNECTIONS")
+
+
+@dataclass
+class WrkResult:
+    """What one wrk run reported, with the server CPU it cost and the rows it added."""
+
+    label: str
+    connections: int
+    ok: int
+    other: int
+    rejected: int
+    duration_s: float
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+    errors: dict[str, int]
+    server_cpu_s: float
+    rows_added: int | None = None
+
+    @property
+    def ok_per_s(self) -> float:
+        """Return the answers 200 per second."""
+        return self.ok / self.duration_s
+
+
+def run_wrk(
+    url: str,
+    fmt: str,
+    connections: int,
+    duration_s: float,
+    tokens_file: Path,
+    worker_pids: list[int],
+) -> WrkResult:
+    """Run wrk with the Lua script; return its figures."""
+    start_ms = int((datetime.now(UTC) - timedelta(hours=1)).timestamp() * 1000)
+    cpu0 = sum(cpu_seconds(pid) for pid in worker_pids)
+    done = subprocess.run(
+        [
+            "wrk", f"-t{WRK_THREADS}", f"-c{connections}", f"-d{duration_s:.0f}s",
+            "--timeout", "10s", "-s", str(LUA), url, "--",
+            fmt, str(tokens_file), str(start_ms), "keep", str(WRK_THREADS),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )  # fmt: skip
+    cpu1 = sum(cpu_seconds(pid) for pid in worker_pids)
+    match = re.search(r"^RESULT (\{.*\})$", done.stdout, re.MULTILINE)
+    if match is None:
+        raise RuntimeError(f"wrk printed no result:\n{done.stdout}\n{done.stderr}")
+    r = json.loads(match.group(1))
+    return WrkResult(
+        label=fmt,
+        connections=connections,
+        ok=r["ok"],
+        other=r["other"],
+        rejected=r["rejected"],
+        duration_s=r["duration_us"] / 1e6,
+        p50_ms=r["p50_us"] / 1000,
+        p99_ms=r["p99_us"] / 1000,
+        max_ms=r["max_us"] / 1000,
+        errors={
+            k: r[k] for k in ("connect_errors", "read_errors", "write_errors", "timeouts") if r[k]
+        },
+        server_cpu_s=cpu1 - cpu0,
+    )
+
+
+def count_rows(url: str) -> int:
+    """Return how many positions are stored."""
+    conn = connect(url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM positions")
+            return cur.fetchone()[0]
+    finally:
+        conn.close()
+
+
+def duplicate_rows(url: str) -> int:
+    """Return how many (device, ts) pairs are stored more than once (the key forbids any)."""
+    conn = connect(url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT count(*) FROM (SELECT device_id, ts FROM positions "
+                "GROUP BY device_id, ts HAVING count(*) > 1) AS d"
+            )
+            return cur.fetchone()[0]
+    finally:
+        conn.close()
+
+
+# --- processes ---------------------------------------------------------------------
+
+
+class Nginx:
+    """nginx in front of several tracker processes, configured as scripts/stack.sh does."""
+
+    def __init__(self, upstreams: list[str]) -> None:
+        """Prepare nginx on a free port."""
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.dir = LOG_DIR / f"nginx-{self.port}"
+        self.upstreams = upstreams
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Render the configuration and start nginx in the foreground."""
+        (self.dir / "log").mkdir(parents=True, exist_ok=True)
+        (self.dir / "tmp").mkdir(exist_ok=True)
+        env = {
+            **os.environ,
+            "STACK_DIR": str(self.dir),
+            "STACK_LISTEN": f"127.0.0.1:{self.port}",
+            "STACK_UPSTREAMS": " ".join(self.upstreams),
+        }
+        conf = subprocess.run(
+            ["bash", str(ROOT / "scripts/stack.sh"), "nginx-conf"],
+            env=env, check=True, capture_output=True, text=True,
+        ).stdout  # fmt: skip
+        (self.dir / "nginx.conf").write_text(conf)
+        self.proc = subprocess.Popen(
+            [NGINX, "-p", str(self.dir), "-c", str(self.dir / "nginx.conf"),
+             "-e", str(self.dir / "log" / "error.log"), "-g", "daemon off;"],
+            start_new_session=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                import urllib.request
+
+                urllib.request.urlopen(f"{self.url}/login", timeout=1)
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("nginx did not start")
+
+    @property
+    def pids(self) -> list[int]:
+        """Return nginx's master and worker pids."""
+        from _common import children_of
+
+        return [self.proc.pid, *children_of(self.proc.pid)] if self.proc else []
+
+    def stop(self) -> None:
+        """Stop nginx."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+
+
+class TrivialServer(Server):
+    """The reference: bench/_trivial_app.py under the same gunicorn settings."""
+
+    def start(self, timeout_s: float = 60.0) -> None:
+        """Start gunicorn with the trivial app."""
+        LOG_DIR.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "wb") as out:
+            self.proc = subprocess.Popen(
+                [str(VENV_BIN / "gunicorn"), "-c", "deploy/gunicorn.conf.py",
+                 "--pythonpath", "bench", "_trivial_app:app"],
+                cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )  # fmt: skip
+        deadline = time.monotonic() + timeout_s
+        import urllib.request
+
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(f"{self.base_url}/", timeout=1)
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError(f"the reference server did not start; see {self.log_path}")
+
+
+# --- the open loop -----------------------------------------------------------------------
+
+
+@dataclass
+class OpenLoopResult:
+    """What the open-loop phones saw."""
+
+    phones: int
+    offered_per_s: float
+    latencies_ms: list[float]
+    ok: int
+    failed: dict[str, int]
+    rows_added: int
+
+
+async def open_loop(
+    url: str, tokens: list[str], interval_s: float, duration_s: float, warmup_s: float, seed: int
+) -> tuple[list[float], int, dict[str, int]]:
+    """Let each phone send one Traccar Client fix every interval; return what they saw."""
+    rng = random.Random(seed)
+    latencies: list[float] = []
+    failed: dict[str, int] = {}
+    ok = 0
+    start_s = int(time.time()) - 3600
+    connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, force_close=False)
+    timeout = aiohttp.ClientTimeout(total=30)
+    loop = asyncio.get_running_loop()
+    begin = loop.time() + 1.0
+    measure_from = begin + warmup_s
+    stop = begin + warmup_s + duration_s
+
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+
+        async def phone(index: int, token: str) -> None:
+            nonlocal ok
+            at = begin + rng.uniform(0, interval_s)
+            sent = 0
+            while at < stop:
+                await asyncio.sleep(max(0.0, at - loop.time()))
+                sent += 1
+                params = (
+                    f"id={token}&lat={39.9 + index * 1e-5:.6f}&lon=116.4&"
+                    f"timestamp={start_s + sent}&hdop=5&altitude=50&speed=1.2&bearing=90&batt=80"
+                )
+                t0 = loop.time()
+                try:
+                    async with session.get(f"{url}/osmand?{params}") as response:
+                        await response.read()
+                        status = response.status
+                except (aiohttp.ClientError, TimeoutError) as exc:
+                    failed[type(exc).__name__] = failed.get(type(exc).__name__, 0) + 1
+                    status = None
+                if status == 200:
+                    ok += 1
+                    if t0 >= measure_from:
+                        latencies.append((loop.time() - t0) * 1000)
+                elif status is not None:
+                    failed[str(status)] = failed.get(str(status), 0) + 1
+                at += interval_s
+
+        await asyncio.gather(*(phone(i, t) for i, t in enumerate(tokens)))
+    return latencies, ok, failed
+
+
+# --- the report ----------------------------------------------------------------------
+
+
+def closed_rows(results: list[WrkResult], reference: dict[int, WrkResult]) -> list[tuple]:
+    """Return the table rows of the closed-loop runs."""
+    rows = []
+    for r in results:
+        ref = reference.get(r.connections)
+        ratio = f"{r.ok_per_s / ref.ok_per_s:.2f}×" if ref and ref.ok_per_s else "n/a"
+        lost = "n/a" if r.rows_added is None else r.rows_added - r.ok
+        rows.append(
+            (
+                r.label,
+                f"{r.connections:,}",
+                f"**{r.ok_per_s:,.0f}**",
+                f"{r.p50_ms:.0f} / {r.p99_ms:.0f} ms",
+                f"{r.other:,} non-200, {r.rejected} rejected"
+                + (f", {r.errors}" if r.errors else ""),
+                f"{r.server_cpu_s / max(1, r.ok + r.other) * 1e6:.0f} µs",
+                f"{ref.ok_per_s:,.0f}/s ({ratio})" if ref else "n/a",
+                "n/a" if r.rows_added is None else f"{r.rows_added:,} (+{lost} cut off)",
+            )
+        )
+    return rows
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse the command line."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--devices", type=int, default=2000, help="devices to spread over (2000)")
+    parser.add_argument("--duration", type=float, default=20.0, help="seconds per run (20)")
+    parser.add_argument("--connections", default="200,1000", help="closed-loop connections")
+    parser.add_argument("--formats", default="osmand,owntracks", help="osmand and/or owntracks")
+    parser.add_argument("--servers", type=int, default=1, choices=(1, 2), help="processes")
+    parser.add_argument("--open-loop", type=int, default=0, help="phones of the open loop (0)")
+    parser.add_argument("--interval", type=float, default=5.0, help="open loop: s between fixes")
+    parser.add_argument("--warmup", type=float, default=10.0, help="open loop: s not measured")
+    parser.add_argument("--skip-closed", action="store_true", help="only the open loop")
+    parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--keep-db", action="store_true", help="keep the throwaway database")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark; return the exit status."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = parse_args(argv)
+    raise_on_sigterm()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    if shutil.which("wrk") is None:
+        print("wrk is missing: bash scripts/setup.sh test installs it", file=sys.stderr)
+        return 2
+    phones = max(args.devices, args.open_loop)
+    db = ThrowawayDatabase(base_database_url(), "tracker_http_bench", keep=args.keep_db)
+    servers: list[Server] = []
+    nginx: Nginx | None = None
+    reference: TrivialServer | None = None
+    ok = True
+    try:
+        db.create()
+        db.migrate()
+        db.flask("partitions", "ensure")
+        tokens, _spare = add_phones(db.url, phones)
+        tokens_file = LOG_DIR / f"tokens-{os.getpid()}.txt"
+        LOG_DIR.mkdir(parents=True, exist_ok=True)
+        tokens_file.write_text("\n".join(tokens[: args.devices]) + "\n")
+        for _ in range(args.servers):
+            server = Server(db.url)
+            server.start()
+            servers.append(server)
+        workers = [s.worker_pid for s in servers if s.worker_pid is not None]
+        url = servers[0].base_url
+        if args.servers > 1:
+            nginx = Nginx([f"127.0.0.1:{s.port}" for s in servers])
+            nginx.start()
+            url = nginx.url
+        log.info("serving on %s (%d process(es)), %d devices", url, args.servers, phones)
+
+        results: list[WrkResult] = []
+        references: dict[int, WrkResult] = {}
+        if not args.skip_closed:
+            # Warm up: the first requests of each device look its token up in the database.
+            log.info("warm-up: %d s, not counted", WARMUP_S)
+            run_wrk(url, "osmand", 200, WARMUP_S, tokens_file, workers)
+            for fmt in args.formats.split(","):
+                for connections in (int(c) for c in args.connections.split(",")):
+                    before = count_rows(db.url)
+                    log.info("closed loop: %s, %d connections, %.0f s", fmt, connections,
+                             args.duration)  # fmt: skip
+                    result = run_wrk(url, fmt, connections, args.duration, tokens_file, workers)
+                    time.sleep(1.0)  # let requests cut off at the end finish
+                    result.rows_added = count_rows(db.url) - before
+                    results.append(result)
+            reference = TrivialServer(db.url)
+            reference.start()
+            run_wrk(reference.base_url, "trivial", 200, WARMUP_S, tokens_file, [])
+            for connections in sorted({r.connections for r in results}):
+                log.info("reference: trivial Flask view, %d connections", connections)
+                ref_pid = [reference.worker_pid] if reference.worker_pid else []
+                references[connections] = run_wrk(
+                    reference.base_url, "trivial", connections, args.duration, tokens_file, ref_pid
+                )
+            reference.stop()
+
+        open_result: OpenLoopResult | None = None
+        if args.open_loop:
+            before = count_rows(db.url)
+            log.info(
+                "open loop: %d phones, one fix every %.0f s (%.0f/s), %.0f s + %.0f s warm-up",
+                args.open_loop, args.interval, args.open_loop / args.interval,
+                args.duration, args.warmup,
+            )  # fmt: skip
+            latencies, answered, failed = asyncio.run(
+                open_loop(url, tokens[: args.open_loop], args.interval, args.duration,
+                          args.warmup, args.seed)
+            )  # fmt: skip
+            time.sleep(1.0)
+            open_result = OpenLoopResult(
+                phones=args.open_loop,
+                offered_per_s=args.open_loop / args.interval,
+                latencies_ms=sorted(latencies),
+                ok=answered,
+                failed=failed,
+                rows_added=count_rows(db.url) - before,
+            )
+        dups = duplicate_rows(db.url)
+
+        print()
+        print(f"machine: {machine_note()}; {args.servers} tracker process(es)")
+        if results:
+            print()
+            print(
+                markdown_table(
+                    [
+                        "format",
+                        "connections",
+                        "answered 200/s",
+                        "latency p50 / p99",
+                        "failures",
+                        "server CPU / request",
+                        "trivial Flask reference",
+                        "rows added (vs 200s)",
+                    ],
+                    closed_rows(results, references),
+                )  # fmt: skip
+            )
+            for r in results:
+                if r.rows_added is not None and r.rows_added < r.ok:
+                    ok = False
+                    print(f"FAIL: {r.label} at {r.connections}: {r.ok - r.rows_added} 200s lost")
+        if open_result:
+            lat = open_result.latencies_ms
+            lost = open_result.ok - open_result.rows_added
+            print()
+            print(
+                markdown_table(
+                    ["open loop", "result"],
+                    [
+                        (
+                            "phones × interval",
+                            f"{open_result.phones:,} × {args.interval:g} s "
+                            f"= {open_result.offered_per_s:,.0f} requests/s offered",
+                        ),
+                        ("answered 200", f"{open_result.ok:,}"),
+                        (
+                            "latency p50 / p95 / p99 / max (after warm-up)",
+                            f"{percentile(lat, 50):.0f} / {percentile(lat, 95):.0f} / "
+                            f"**{percentile(lat, 99):.0f}** / {lat[-1] if lat else 0:.0f} ms",
+                        ),
+                        ("failures", f"{open_result.failed or 'none'}"),
+                        (
+                            "rows added − answered 200",
+                            f"{open_result.rows_added:,} − {open_result.ok:,} = {-lost}",
+                        ),
+                    ],
+                )  # fmt: skip
+            )
+            if lost > 0:
+                ok = False
+        print(f"\nstored twice: {dups} (device, ts) pairs -> {'PASS' if dups == 0 else 'FAIL'}")
+        ok = ok and dups == 0
+        print(f"command: {command_line(SERVER_ENV)}")
+        return 0 if ok else 1
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130
+    finally:
+        if nginx:
+            nginx.stop()
+        for server in servers:
+            server.stop()
+        if reference:
+            reference.stop()
+        db.drop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
