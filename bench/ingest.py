@@ -4,6 +4,7 @@ Usage (from the repository root):
 
     .venv/bin/python bench/ingest.py [--phones 1000] [--batch 10] [--interval 0.833]
                                      [--duration 30] [--servers 1] [--seed 2026] [--keep-db]
+                                     [--login-flood 0] [--login-rate 10]
 
 The run creates a throwaway database next to DATABASE_URL's (or on the embedded cluster
 of scripts/pg.sh), migrates it, adds one person and one device per phone, starts
@@ -12,6 +13,10 @@ an asyncio load generator (bench/_phones.py: one tracker.sim DeviceSocket per ph
 settings read by tracker/config.py (INGEST_FLUSH_INTERVAL_S, INGEST_FLUSH_ROWS, ...) pass
 through from the environment; `--servers N` starts N such processes on the same database
 and spreads the phones over them, as nginx does (deploy/nginx.conf).
+
+`--login-flood N` adds N clients posting wrong passwords to /api/v1/session during the
+window (`--login-rate` attempts a second each, 0 for back to back), to see what a
+password-guessing flood does to the phones' acks.
 
 At the end it checks with SQL that the positions table holds exactly what the
 acknowledgements said was stored, measures two reference figures on the same database
@@ -168,7 +173,9 @@ async def drive(
         login_answers: dict[int, int] = {}
         flood = asyncio.gather(
             *(
-                flood_logins(session, base_urls[i % len(base_urls)], i, stop, login_answers)
+                flood_logins(
+                    session, base_urls[i % len(base_urls)], i, stop, args.login_rate, login_answers
+                )
                 for i in range(args.login_flood)
             )
         )
@@ -226,16 +233,27 @@ async def drive(
 
 
 async def flood_logins(
-    session: aiohttp.ClientSession, base_url: str, index: int, stop: float, answers: dict[int, int]
+    session: aiohttp.ClientSession,
+    base_url: str,
+    index: int,
+    stop: float,
+    rate_per_s: float,
+    answers: dict[int, int],
 ) -> None:
-    """Post wrong passwords back to back until `stop`, as a password-guessing client would.
+    """Post wrong passwords until `stop`, as a password-guessing client would.
+
+    At `rate_per_s` attempts a second, or back to back when it is 0.
 
     Each names an account that does not exist, which costs the server the same scrypt
     check as a real one; answers are counted by status (401 checked, 429 throttled).
     """
     loop = asyncio.get_running_loop()
     attempt = 0
+    gap_s = 1 / rate_per_s if rate_per_s else 0.0
+    next_at = loop.time()
     while loop.time() < stop:
+        next_at += gap_s
+        await asyncio.sleep(max(0.0, next_at - loop.time()))
         attempt += 1
         body = {"username": f"guess-{index}-{attempt}", "password": "wrong password"}
         async with session.post(f"{base_url}/api/v1/session", json=body) as response:
@@ -516,7 +534,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--login-flood",
         type=int,
         default=0,
-        help="clients posting wrong passwords back to back during the window (0)",
+        help="clients posting wrong passwords during the window (0)",
+    )
+    parser.add_argument(
+        "--login-rate",
+        type=float,
+        default=10.0,
+        help="attempts per second of each login-flood client; 0: back to back (10)",
     )
     parser.add_argument("--keep-db", action="store_true", help="keep the throwaway database")
     args = parser.parse_args(argv)
