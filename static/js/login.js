@@ -20,7 +20,13 @@
           window.location.assign("/");
           return;
         }
-        error.textContent = response.status === 401 ? form.dataset.msgWrong : form.dataset.msgFailed;
+        if (response.status === 429) {
+          // The server sends the wait as a number; the sentence comes from the catalogue.
+          var wait = response.headers.get("Retry-After") || "60";
+          error.textContent = form.dataset.msgThrottled.replace("{n}", wait);
+        } else {
+          error.textContent = response.status === 401 ? form.dataset.msgWrong : form.dataset.msgFailed;
+        }
         error.hidden = false;
       })
       .catch(function () {

@@ -7,7 +7,7 @@ import time
 import pytest
 import requests
 
-from tests.conftest import ServerProcess
+from tests.conftest import ROOT, ServerProcess
 from tests.e2e.test_map_scope import LiveViewer, api_session
 
 WRONG = "wrong password"
@@ -157,3 +157,25 @@ def test_failed_logins_are_throttled_per_address(strict_server, make_user):
     answers = [login(strict_server.url, name, WRONG).status_code for name in names]
     assert answers[:20] == [401] * 20
     assert answers[20] == 429
+
+
+def test_the_login_page_says_in_chinese_how_long_to_wait(strict_server, make_user, browser):
+    username, _ = make_user("viewer")
+    time.sleep(4.5)  # start with an empty address window
+    for _ in range(10):
+        login(strict_server.url, username, WRONG)
+    context = browser.new_context(locale="zh-CN")
+    page = context.new_page()
+    try:
+        page.goto(f"{strict_server.url}/login")
+        page.fill("#username", username)
+        page.fill("#password", WRONG)
+        page.click("button[type=submit]")
+        page.wait_for_selector("#login-error:not([hidden])")
+        message = page.inner_text("#login-error")
+        assert message.startswith("失败次数过多，请在 ") and message.endswith(" 秒后重试。")
+        seconds = int(message.removeprefix("失败次数过多，请在 ").removesuffix(" 秒后重试。"))
+        assert 1 <= seconds <= 5
+        page.screenshot(path=str(ROOT / "var" / "artifacts" / "login-throttled.png"))
+    finally:
+        context.close()
