@@ -179,3 +179,20 @@ def test_the_login_page_says_in_chinese_how_long_to_wait(strict_server, make_use
         page.screenshot(path=str(ROOT / "var" / "artifacts" / "login-throttled.png"))
     finally:
         context.close()
+
+
+def test_an_authorization_header_does_not_skip_the_cross_site_check(server, make_user):
+    http = api_session(server.url, *make_user("admin"))
+    evil = {"Origin": "https://evil.example", "Authorization": "Bearer anything"}
+    refused = http.delete(f"{server.url}/api/v1/session", headers=evil, timeout=5)
+    assert refused.status_code == 403
+    assert refused.json() == {"error": "origin: cross-site request refused"}
+    # A form post (not JSON) with the cookie and a bearer header is refused as well.
+    form = http.post(
+        f"{server.url}/api/v1/incidents",
+        data={"lat": "39.9", "lon": "116.4"},
+        headers={"Authorization": "Bearer anything"},
+        timeout=5,
+    )
+    assert form.status_code == 415
+    assert whoami(http, server.url) == 200
