@@ -12,6 +12,10 @@ workers = 1
 worker_connections = int(os.environ.get("WORKER_CONNECTIONS", 20000))
 bind = os.environ.get("BIND", "127.0.0.1:5000")
 timeout = 60
+# GPS apps send one fix a request, every few seconds, over a kept-alive connection; with
+# gunicorn's default of 2 s each request met a closed connection and opened a new one
+# (a TCP handshake, and for the app a failed write and a retry, every time).
+keepalive = int(os.environ.get("KEEPALIVE_S", 30))
 graceful_timeout = 10
 accesslog = None
 # Several processes run side by side (tests, scale-out); none needs gunicornc.

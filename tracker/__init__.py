@@ -17,6 +17,7 @@ from .cutoff import cutoff
 from .extensions import babel, db, login, migrate, socketio
 from .ingest.events import DeviceNamespace, register_positions_handler
 from .ingest.http import IngestEndpoints
+from .ingest.service import token_lookups
 from .ingest.writer import writer
 from .live.events import LiveNamespace
 from .live.feed import feed
@@ -81,9 +82,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     login.init_app(app)
     auth.init_app(app)
     babel.init_app(app, locale_selector=select_locale)
-    # Innermost: the GPS apps' endpoints are served before Flask's dispatch, inside the
-    # Socket.IO, header and proxy layers like every other request.
-    app.wsgi_app = IngestEndpoints(app, app.wsgi_app)  # type: ignore[method-assign]
     socketio.init_app(
         app,
         async_mode="gevent",
@@ -99,7 +97,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         # Outermost, so that Engine.IO's same-origin check also sees the client's scheme
         # and host as nginx received them.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
+    # Outermost: the GPS apps' endpoints are answered before any other layer (Socket.IO,
+    # headers, proxy, Flask), each of which costs CPU on every one-fix request; they set
+    # their own security headers and read nothing a proxy rewrites.
+    app.wsgi_app = IngestEndpoints(app, app.wsgi_app)  # type: ignore[method-assign]
     writer.init_app(app)
+    token_lookups.init_app(app)
     cutoff.init_app(app)
     watcher.init_app(app)
     feed.init_app(app)

@@ -306,6 +306,32 @@ def device_by_token_hash(session: Session, token_hash: str) -> DeviceIdentity | 
     return DeviceIdentity(device_id=row.id, person_id=row.person_id) if row else None
 
 
+def devices_by_token_hashes(
+    session: Session, token_hashes: Sequence[str]
+) -> dict[str, DeviceIdentity]:
+    """Return the active devices of many token hashes at once.
+
+    Args:
+        session: a session.
+        token_hashes: SHA-256 hex digests of tokens.
+
+    Returns:
+        token hash -> device, for the hashes of active devices of active people only.
+    """
+    if not token_hashes:
+        return {}
+    rows = session.execute(
+        select(Device.token_hash, Device.id, Device.person_id)
+        .join(Person, Person.id == Device.person_id)
+        .where(
+            Device.token_hash.in_(sorted(set(token_hashes))),
+            Device.revoked_at.is_(None),
+            Person.active.is_(True),
+        )
+    ).all()
+    return {row.token_hash: DeviceIdentity(row.id, row.person_id) for row in rows}
+
+
 def inactive_devices(session: Session, device_ids: Iterable[int]) -> set[int]:
     """Return those of the devices that may no longer send anything.
 

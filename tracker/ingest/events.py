@@ -16,6 +16,7 @@ from ..cutoff import cutoff
 from ..extensions import db, socketio
 from ..queries import DeviceIdentity
 from . import service
+from .writer import StoreUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +114,10 @@ class DeviceNamespace(Namespace):
         token = auth.get("token") if isinstance(auth, dict) else None
         if not token:
             raise ConnectionRefusedError("auth.token: a device token is required")
-        device = service.identify_device(token)
+        try:
+            device = service.identify_device(token)
+        except StoreUnavailableError as exc:
+            raise ConnectionRefusedError(str(exc)) from None
         if device is None:
             raise ConnectionRefusedError("auth.token: unknown or revoked device token")
         self.devices[request.sid] = device

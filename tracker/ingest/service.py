@@ -8,7 +8,9 @@ from datetime import UTC, datetime, timedelta
 from operator import attrgetter
 from typing import Any
 
-from flask import current_app
+import gevent
+from flask import Flask, current_app
+from gevent.event import AsyncResult, Event
 from sqlalchemy.exc import SQLAlchemyError
 
 from .. import queries
@@ -23,13 +25,16 @@ log = logging.getLogger(__name__)
 
 
 def limits() -> Limits:
-    """Return the validation rules configured for this app."""
-    config = current_app.config
-    return Limits(
-        max_items=config["MAX_BATCH_ITEMS"],
-        max_future=timedelta(seconds=config["MAX_FUTURE_S"]),
-        max_age=timedelta(seconds=config["MAX_AGE_S"]),
-    )
+    """Return the validation rules configured for this app (made once per app)."""
+    made = current_app.extensions.get("ingest_limits")
+    if made is None:
+        config = current_app.config
+        made = current_app.extensions["ingest_limits"] = Limits(
+            max_items=config["MAX_BATCH_ITEMS"],
+            max_future=timedelta(seconds=config["MAX_FUTURE_S"]),
+            max_age=timedelta(seconds=config["MAX_AGE_S"]),
+        )
+    return made
 
 
 def store_positions(
@@ -113,6 +118,74 @@ class KnownDevices:
 known_devices = KnownDevices()
 
 
+class TokenLookups:
+    """Look up the tokens that many requests wait for in one query, on one connection.
+
+    After a restart every phone reconnects at once, and every GPS app's next request
+    carries a token this process has not seen: thousands of lookups within a second. One
+    query per waiting request would hold the whole connection pool (the rest time out);
+    instead each waits here while one greenlet looks up everything waiting, as the group
+    commit does for positions.
+    """
+
+    def __init__(self) -> None:
+        """Create an unbound lookup loop; init_app() binds it."""
+        self._app: Flask | None = None
+        self._waiting: dict[str, list[AsyncResult]] = {}
+        self._has_work = Event()
+        self._greenlet: gevent.Greenlet | None = None
+        self.timeout_s = 10.0
+
+    def init_app(self, app: Flask) -> None:
+        """Bind the loop to an application."""
+        self._app = app
+        self.timeout_s = app.config["INGEST_ACK_TIMEOUT_S"]
+
+    def lookup(self, token_hash: str) -> DeviceIdentity | None:
+        """Return the active device of a token hash, asking the database now.
+
+        Raises:
+            StoreUnavailableError: the database could not answer in time.
+        """
+        if self._greenlet is None or self._greenlet.dead:
+            self._greenlet = gevent.spawn(self._run)
+        result = AsyncResult()
+        self._waiting.setdefault(token_hash, []).append(result)
+        self._has_work.set()
+        try:
+            return result.get(timeout=self.timeout_s)
+        except gevent.Timeout:
+            raise StoreUnavailableError("store: token lookup timed out, retry") from None
+
+    def _run(self) -> None:
+        """Answer every waiting lookup, one query per turn, forever."""
+        assert self._app is not None
+        while True:
+            self._has_work.wait()
+            self._has_work.clear()
+            batch, self._waiting = self._waiting, {}
+            if not batch:
+                continue
+            try:
+                with self._app.app_context():
+                    found = queries.devices_by_token_hashes(db.session, list(batch))
+                    db.session.close()
+            except SQLAlchemyError as exc:
+                log.warning("looking up %d device tokens failed: %s", len(batch), exc)
+                for waiters in batch.values():
+                    for waiter in waiters:
+                        waiter.set_exception(
+                            StoreUnavailableError("store: database unavailable, retry")
+                        )
+                continue
+            for token_hash, waiters in batch.items():
+                for waiter in waiters:
+                    waiter.set(found.get(token_hash))
+
+
+token_lookups = TokenLookups()
+
+
 def identify_device(token: Any, cached: bool = False) -> DeviceIdentity | None:
     """Return the active device that owns this token, if any.
 
@@ -120,6 +193,9 @@ def identify_device(token: Any, cached: bool = False) -> DeviceIdentity | None:
         token: what the client presented.
         cached: accept a device seen within DEVICE_CACHE_S (the HTTP ingest paths, whose
             positions the group commit checks again), instead of asking the database.
+
+    Raises:
+        StoreUnavailableError: the database could not be asked.
     """
     if not isinstance(token, str) or not token:
         return None
@@ -127,10 +203,7 @@ def identify_device(token: Any, cached: bool = False) -> DeviceIdentity | None:
     now = time.monotonic()
     if cached and (device := known_devices.get(token_hash, now)) is not None:
         return device
-    device = queries.device_by_token_hash(db.session, token_hash)
-    # Hand the connection back now: the caller may wait for a group commit next, and
-    # requests holding pooled connections while they wait would starve the writer.
-    db.session.close()
+    device = token_lookups.lookup(token_hash)
     if device is not None and cached:
         known_devices.put(token_hash, device, now + current_app.config["DEVICE_CACHE_S"])
     return device
