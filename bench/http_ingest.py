@@ -53,10 +53,13 @@ from _common import (
     connect,
     cpu_seconds,
     free_port,
+    machine_busy_seconds,
     machine_note,
     markdown_table,
     percentile,
+    postmaster_pid,
     raise_on_sigterm,
+    tree_cpu_seconds,
 )
 from ingest import add_phones
 
@@ -133,6 +136,15 @@ def run_wrk(
         },
         server_cpu_s=cpu1 - cpu0,
     )
+
+
+def postmaster_pid_of(url: str) -> int | None:
+    """Return the pid of the PostgreSQL postmaster serving `url`, if it runs here."""
+    conn = connect(url)
+    try:
+        return postmaster_pid(conn)
+    finally:
+        conn.close()
 
 
 def count_rows(url: str) -> int:
@@ -260,7 +272,12 @@ class OpenLoopResult:
 
 
 async def open_loop(
-    url: str, tokens: list[str], interval_s: float, duration_s: float, warmup_s: float, seed: int
+    urls: list[str],
+    tokens: list[str],
+    interval_s: float,
+    duration_s: float,
+    warmup_s: float,
+    seed: int,
 ) -> tuple[list[float], int, dict[str, int]]:
     """Let each phone send one Traccar Client fix every interval; return what they saw.
 
@@ -272,7 +289,7 @@ async def open_loop(
     latencies: list[float] = []
     failed: dict[str, int] = {}
     ok = 0
-    host, _, port = url.removeprefix("http://").partition(":")
+    addresses = [url.removeprefix("http://").partition(":")[::2] for url in urls]
     start_s = int(time.time()) - 3600
     loop = asyncio.get_running_loop()
     begin = loop.time() + 2.0
@@ -285,6 +302,7 @@ async def open_loop(
 
     async def phone(index: int, token: str) -> None:
         nonlocal ok
+        host, port = addresses[index % len(addresses)]
         at = begin + rng.uniform(0, interval_s)
         sent = 0
         reader = writer = None
@@ -376,6 +394,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--open-loop", type=int, default=0, help="phones of the open loop (0)")
     parser.add_argument("--interval", type=float, default=5.0, help="open loop: s between fixes")
     parser.add_argument("--warmup", type=float, default=10.0, help="open loop: s not measured")
+    parser.add_argument(
+        "--direct", action="store_true", help="open loop: no nginx, phones split over processes"
+    )
     parser.add_argument("--skip-closed", action="store_true", help="only the open loop")
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--keep-db", action="store_true", help="keep the throwaway database")
@@ -412,7 +433,7 @@ def main(argv: list[str] | None = None) -> int:
             servers.append(server)
         workers = [s.worker_pid for s in servers if s.worker_pid is not None]
         url = servers[0].base_url
-        if args.servers > 1:
+        if args.servers > 1 and not (args.direct and args.skip_closed):
             nginx = Nginx([f"127.0.0.1:{s.port}" for s in servers])
             nginx.start()
             url = nginx.url
@@ -452,17 +473,35 @@ def main(argv: list[str] | None = None) -> int:
                 args.open_loop, args.interval, args.open_loop / args.interval,
                 args.duration, args.warmup,
             )  # fmt: skip
+            # --direct: phones split over the processes themselves, as without nginx.
+            open_urls = [s.base_url for s in servers] if args.direct else [url]
+            pg_pid = postmaster_pid_of(db.url)
+            nginx_pids = nginx.pids if nginx else []
+
+            def others() -> tuple[float, float, float]:
+                pg = tree_cpu_seconds(pg_pid) if pg_pid else 0.0
+                return pg, sum(cpu_seconds(pid) for pid in nginx_pids), machine_busy_seconds()
+
+            other0 = others()
             cpu0 = (sum(cpu_seconds(pid) for pid in workers), time.process_time(), time.time())
             latencies, answered, failed = asyncio.run(
-                open_loop(url, tokens[: args.open_loop], args.interval, args.duration,
+                open_loop(open_urls, tokens[: args.open_loop], args.interval, args.duration,
                           args.warmup, args.seed)
             )  # fmt: skip
             cpu1 = (sum(cpu_seconds(pid) for pid in workers), time.process_time(), time.time())
+            other1 = others()
             elapsed = cpu1[2] - cpu0[2]
+
+            def pct(seconds: float) -> str:
+                return f"{100 * seconds / elapsed:.0f}%"
+
             cpu_note = (
-                f"server {100 * (cpu1[0] - cpu0[0]) / elapsed:.0f}% of a core"
-                f"{' (all processes)' if len(workers) > 1 else ''}, "
-                f"load generator {100 * (cpu1[1] - cpu0[1]) / elapsed:.0f}%"
+                f"server {pct(cpu1[0] - cpu0[0])}"
+                f"{' (both processes)' if len(workers) > 1 else ''}, "
+                f"PostgreSQL {pct(other1[0] - other0[0])}, "
+                + (f"nginx {pct(other1[1] - other0[1])}, " if nginx else "")
+                + f"load generator {pct(cpu1[1] - cpu0[1])}; "
+                f"machine busy {pct(other1[2] - other0[2])} of 200%"
             )
             time.sleep(1.0)
             open_result = OpenLoopResult(
