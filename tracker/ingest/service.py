@@ -19,7 +19,7 @@ from ..extensions import db
 from ..live.publish import publish_alert
 from ..queries import DeviceIdentity, PositionRow
 from .validate import ItemError, Limits, PayloadError, Rejection, parse_batch, parse_recent_ts
-from .writer import StoreUnavailableError, writer
+from .writer import StoreUnavailableError, WriteOutcome, writer
 
 log = logging.getLogger(__name__)
 
@@ -62,9 +62,17 @@ def store_positions(
     person_id, device_id = device.person_id, device.device_id
     rows = [PositionRow(person_id, device_id, *fix) for _, fix in fixes]
     try:
-        outcome = writer.submit(rows)
+        if rows:
+            outcome = writer.submit(rows)
+        else:
+            # No commit will check the device: a revoked one must still learn it is.
+            revoked = bool(queries.inactive_devices(db.session, [device_id]))
+            db.session.close()
+            outcome = WriteOutcome(0, 0, revoked)
     except StoreUnavailableError as exc:
         return {"ok": False, "error": str(exc), "retry": True}
+    except SQLAlchemyError:
+        return {"ok": False, "error": "store: database unavailable, retry", "retry": True}
     if outcome.revoked:
         known_devices.forget(device.device_id)
         log.info("refused positions from revoked device %d", device.device_id)
