@@ -68,6 +68,7 @@ log = logging.getLogger(__name__)
 LUA = Path(__file__).with_name("http_ingest.lua")
 WRK_THREADS = 2
 WARMUP_S = 5
+_runs = 0  # wrk runs so far in this process
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 SERVER_ENV = ("INGEST_FLUSH_INTERVAL_S", "INGEST_FLUSH_ROWS", "DB_POOL_SIZE", "WORKER_CONNECTIONS")
 
@@ -103,8 +104,15 @@ def run_wrk(
     tokens_file: Path,
     worker_pids: list[int],
 ) -> WrkResult:
-    """Run wrk with the Lua script; return its figures."""
-    start_ms = int((datetime.now(UTC) - timedelta(hours=1)).timestamp() * 1000)
+    """Run wrk with the Lua script; return its figures.
+
+    Each run's fix times start two hours after the previous run's, so that no run resends
+    a (device, timestamp) an earlier run stored: every answer 200 must then be a new row.
+    """
+    global _runs
+    _runs += 1
+    start = datetime.now(UTC) - timedelta(days=6) + timedelta(hours=2 * _runs)
+    start_ms = int(start.timestamp() * 1000)
     cpu0 = sum(cpu_seconds(pid) for pid in worker_pids)
     done = subprocess.run(
         [
