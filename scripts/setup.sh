@@ -27,6 +27,8 @@ if [ "$MODE" = test ]; then
   command -v chromium >/dev/null || missing+=(chromium)
   # Screenshots of the Chinese UI need a CJK font in the test browser.
   if [ -z "$(fc-list :lang=zh 2>/dev/null)" ]; then missing+=(fonts-wqy-microhei); fi
+  # The HTTP load generator of bench/http_ingest.py.
+  command -v wrk >/dev/null || missing+=(wrk)
 fi
 # The multi-process stack (scripts/stack.sh sets WITH_STACK=1; tests/e2e/test_stack.py).
 if [ "$MODE" = test ] || [ "${WITH_STACK:-0}" = 1 ]; then
