@@ -13,6 +13,7 @@ import pytest
 import requests
 
 from tests.conftest import ServerProcess, free_port
+from tests.e2e.chromium import wait_until
 from tracker.web.phone import icon_png
 from tracker.web.security import tile_origin
 
@@ -194,41 +195,6 @@ def watch(browser) -> Iterator[Any]:
     yield make
     for opened in watches:
         opened.close()
-
-
-def wait_until(page: Any, expression: str, timeout_s: float = 20) -> None:
-    """Wait until a JavaScript expression is truthy in the page, checked on every frame.
-
-    Not page.wait_for_function: Playwright runs its predicate through eval() in the page,
-    which the app's Content-Security-Policy (no 'unsafe-eval') refuses. A function given to
-    page.evaluate() is compiled by the DevTools protocol, which the policy does not govern.
-    As with wait_for_function's default polling, the check runs in an animation frame, after
-    the frame's own callbacks (a render the page scheduled) have run; a navigation restarts it.
-    """
-    from playwright.sync_api import Error
-
-    check = f"""timeoutMs => new Promise((resolve, reject) => {{
-        const end = performance.now() + timeoutMs;
-        const check = () => {{
-            let value;
-            try {{ value = ({expression}); }} catch (error) {{ reject(error); return; }}
-            if (value) resolve(true);
-            else if (performance.now() > end) resolve(false);
-            else requestAnimationFrame(check);
-        }};
-        requestAnimationFrame(check);
-    }})"""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        left_ms = max(0.0, deadline - time.monotonic()) * 1000
-        try:
-            if page.evaluate(check, left_ms):
-                return
-        except Error as error:
-            if "context was destroyed" not in error.message:
-                raise
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"still false after {timeout_s} s: {expression}")
 
 
 def log_in(page: Any, url: str, username: str, password: str) -> None:
