@@ -969,7 +969,7 @@ def unit_parents(session: Session) -> dict[int, int | None]:
     Returns:
         A mapping of unit id to parent unit id (None for a root).
     """
-    return dict(session.execute(select(Unit.id, Unit.parent_id)).tuples().all())
+    return {row.id: row.parent_id for row in session.execute(select(Unit.id, Unit.parent_id))}
 
 
 # --- zones, alert rules and coverage --------------------------------------------------
