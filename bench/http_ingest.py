@@ -155,29 +155,29 @@ def postmaster_pid_of(url: str) -> int | None:
         conn.close()
 
 
-def count_rows(url: str) -> int:
-    """Return how many positions are stored."""
+def scalar(url: str, sql: str) -> int:
+    """Return the one number a query answers."""
     conn = connect(url)
     try:
         with conn.cursor() as cur:
-            cur.execute("SELECT count(*) FROM positions")
+            cur.execute(sql)
             return cur.fetchone()[0]
     finally:
         conn.close()
+
+
+def count_rows(url: str) -> int:
+    """Return how many positions are stored."""
+    return scalar(url, "SELECT count(*) FROM positions")
 
 
 def duplicate_rows(url: str) -> int:
     """Return how many (device, ts) pairs are stored more than once (the key forbids any)."""
-    conn = connect(url)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(
-                "SELECT count(*) FROM (SELECT device_id, ts FROM positions "
-                "GROUP BY device_id, ts HAVING count(*) > 1) AS d"
-            )
-            return cur.fetchone()[0]
-    finally:
-        conn.close()
+    return scalar(
+        url,
+        "SELECT count(*) FROM (SELECT device_id, ts FROM positions "
+        "GROUP BY device_id, ts HAVING count(*) > 1) AS d",
+    )
 
 
 # --- processes ---------------------------------------------------------------------

@@ -21,6 +21,14 @@ def engine(database_url):
     eng.dispose()
 
 
+def alert_count(engine, person_id: int) -> int:
+    """Return how many alerts a person has."""
+    with engine.connect() as conn:
+        return conn.execute(
+            text("SELECT count(*) FROM alerts WHERE person_id = :p"), {"p": person_id}
+        ).scalar_one()
+
+
 def raw_call(phone: TestPhone, body: str, timeout: float = 10) -> list:
     """Send `body` as the data part of a /device EVENT packet with an ack id; return the ack.
 
@@ -93,13 +101,7 @@ def test_sos_times_outside_the_accepted_window_are_rejected(server, make_phone, 
             "ok": False,
             "error": error,
         }
-    with engine.connect() as conn:
-        assert (
-            conn.execute(
-                text("SELECT count(*) FROM alerts WHERE person_id = :p"), {"p": p.person_id}
-            ).scalar_one()
-            == 0
-        )
+    assert alert_count(engine, p.person_id) == 0
     phone.close()
 
 
@@ -108,8 +110,6 @@ def test_a_revoked_devices_open_socket_is_refused_on_every_event_and_closed(
 ):
     p = make_phone()
     phone = TestPhone(server.url, p.token).connect()
-    revoked_events: list = []
-    phone.client.on("revoked", revoked_events.append, namespace="/device")
     assert phone.call("duty", {"on": True})["ok"] is True
     result = runner.invoke(args=["devices", "revoke", str(p.device_id)])
     assert result.exit_code == 0, result.output
@@ -120,13 +120,7 @@ def test_a_revoked_devices_open_socket_is_refused_on_every_event_and_closed(
     assert phone.call("task_update", {"id": 1, "status": "accepted"}) == REVOKED
     assert phone.wait_disconnected(timeout=5)
     assert time.monotonic() - revoked_at < 5
-    with engine.connect() as conn:
-        assert (
-            conn.execute(
-                text("SELECT count(*) FROM alerts WHERE person_id = :p"), {"p": p.person_id}
-            ).scalar_one()
-            == 0
-        )
+    assert alert_count(engine, p.person_id) == 0
 
 
 def test_an_idle_revoked_socket_is_told_and_closed_by_the_sweep(server, make_phone, runner):

@@ -99,6 +99,12 @@ def fix_items(draw) -> Any:
     return item
 
 
+# A `positions` payload: mostly a list of adversarial items, sometimes any JSON value.
+POSITIONS_PAYLOADS = st.one_of(
+    st.lists(fix_items(), min_size=1, max_size=12).map(lambda xs: {"positions": xs}),
+    JSON,
+)
+
 PARAM_TEXT = st.one_of(
     st.text(max_size=20),
     st.sampled_from(["1_0", " 5", "nan", "inf", "-1", "1e400", "0x10", "39.9", "116.4", ""]),
@@ -176,12 +182,7 @@ def test_fuzz_socket_positions(fuzz_server, make_phone, engine):
     phone = TestPhone(fuzz_server.url, p.token).connect()
 
     @FUZZ
-    @given(
-        st.one_of(
-            st.lists(fix_items(), min_size=1, max_size=12).map(lambda xs: {"positions": xs}),
-            JSON,
-        )
-    )
+    @given(POSITIONS_PAYLOADS)
     def run(payload):
         before = rows(engine, p.person_id)
         ack = phone.call("positions", payload)
@@ -231,12 +232,7 @@ def test_fuzz_http_positions(fuzz_server, make_phone, engine):
     headers = {"Authorization": f"Bearer {p.token}", "Content-Type": "application/json"}
 
     @FUZZ
-    @given(
-        st.one_of(
-            st.lists(fix_items(), min_size=1, max_size=12).map(lambda xs: {"positions": xs}),
-            JSON,
-        )
-    )
+    @given(POSITIONS_PAYLOADS)
     def run(payload):
         before = rows(engine, p.person_id)
         response = requests.post(
