@@ -15,11 +15,11 @@ the table and index sizes, dead tuples, HOT updates, autovacuum runs and the tim
 query on latest_positions; it ends with a Markdown table.
 
 `--path upsert` (the default) sends each batch as the app's latest_positions upsert alone
-(the `replaced` step of tracker.queries.insert_positions: same columns, same ON CONFLICT
-... WHERE lp.ts < EXCLUDED.ts). `--path app` calls tracker.queries.insert_positions itself
+(the `replaced` step of tracker.store.positions.insert_positions: same columns, same ON CONFLICT
+... WHERE lp.ts < EXCLUDED.ts). `--path app` calls tracker.store.positions.insert_positions itself
 through SQLAlchemy sessions, which also fills the positions partitions; it is about three
 times slower, so use fewer updates with it. After each batch the zone watcher's update of
-the same rows (tracker.queries.match_grids, which the server runs after every commit) is
+the same rows (tracker.store.zones.match_grids, which the server runs after every commit) is
 applied too, unless `--no-watcher`.
 """
 
@@ -66,7 +66,7 @@ SPREAD = (0.20, 0.15)  # people are spread over ± these degrees (about 34 × 33
 SMALL_BBOX = (116.39, 39.89, 116.43, 39.92)
 LARGE_BBOX = (116.30, 39.83, 116.50, 39.98)
 
-# The latest_positions step of tracker.queries._INSERT_POSITIONS, fed from arrays.
+# The latest_positions step of tracker.store.positions._STORE_POSITIONS, fed from arrays.
 UPSERT = """
 INSERT INTO latest_positions AS lp (person_id, device_id, ts, received_at, geom,
                                     accuracy_m, altitude_m, speed_mps, heading_deg, battery)
@@ -255,7 +255,7 @@ class Target:
                     ),
                 )
         if watcher:
-            from tracker.queries import match_grids
+            from tracker.store.zones import match_grids
 
             assert self.engine is not None
             with Session(self.engine) as session, session.begin():
@@ -263,8 +263,8 @@ class Target:
         self.write_s += time.perf_counter() - started
 
     def _apply_app(self, batch: Batch) -> None:
-        """Store one batch through tracker.queries.insert_positions, as the writer does."""
-        from tracker.queries import PositionRow, insert_positions
+        """Store one batch through tracker.store.positions.insert_positions, as the writer does."""
+        from tracker.store.positions import PositionRow, insert_positions
 
         rows = [
             PositionRow(
@@ -346,7 +346,7 @@ def prepare(tuned: Target, defaults: Target, args: argparse.Namespace) -> Crowd:
         conn.close()
     crowd = Crowd(ids, args.still, args.seed)
     if args.path == "app":
-        from tracker.queries import ensure_partition
+        from tracker.store.positions import ensure_partition
 
         engine = create_engine(tuned.db.url)
         with Session(engine) as session, session.begin():
@@ -482,13 +482,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--path",
         choices=("upsert", "app"),
         default="upsert",
-        help="the latest_positions upsert alone, or tracker.queries.insert_positions (upsert)",
+        help="the latest_positions upsert alone, or the app's store.positions.insert_positions",
     )
     parser.add_argument(
         "--watcher",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="also apply the zone watcher's update (tracker.queries.match_grids) to the "
+        help="also apply the zone watcher's update (tracker.store.zones.match_grids) to the "
         "people of each batch, as the server does after each commit (on)",
     )
     parser.add_argument("--still", type=float, default=0.0, help="share of fixes that stay put")

@@ -83,7 +83,7 @@ SETUP_JS = """
 
 def seed(database_url: str, people: int) -> tuple[str, str]:
     """Store `people` people on duty around the centre, each with a fix; return a login."""
-    from tracker import create_app, queries
+    from tracker import create_app, store
     from tracker.auth import hash_password
     from tracker.extensions import db
     from tracker.models import Device, Person, Shift
@@ -105,10 +105,10 @@ def seed(database_url: str, people: int) -> tuple[str, str]:
         )
         device_of = dict(devices.tuples().all())
         for day in {now.date(), (now - timedelta(minutes=1)).date()}:
-            queries.ensure_partition(db.session, day)
+            store.positions.ensure_partition(db.session, day)
         # Spread over about 20 km x 20 km: a large city district.
         rows = [
-            queries.PositionRow(
+            store.positions.PositionRow(
                 pid,
                 device_of[pid],
                 now - timedelta(seconds=rng.uniform(0, 60)),
@@ -121,9 +121,9 @@ def seed(database_url: str, people: int) -> tuple[str, str]:
             )
             for pid in ids
         ]
-        queries.insert_positions(db.session, rows)
+        store.positions.insert_positions(db.session, rows)
         password = uuid.uuid4().hex
-        queries.add_user(db.session, "bench", hash_password(password), "admin", None)
+        store.accounts.add_user(db.session, "bench", hash_password(password), "admin", None)
         db.session.commit()
         db.engine.dispose()
     return "bench", password

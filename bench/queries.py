@@ -1,6 +1,6 @@
 """Read queries at city scale: 100,000 people and 50 million positions, made with COPY.
 
-Times the app's own query functions (tracker/queries.py, tracker/dispatch/service.py):
+Times the app's own query functions (tracker/store/, tracker/dispatch/service.py):
 latest positions in a bounding box, the nearest 10 on-duty people, and one person's
 30-day track simplified for display. Targets: < 30 ms, < 10 ms, < 300 ms.
 
@@ -205,7 +205,7 @@ def measure(url: str, runs: int) -> list[list[object]]:
     os.environ["DATABASE_URL"] = url
     from sqlalchemy import func, select
 
-    from tracker import create_app, queries
+    from tracker import create_app, store
     from tracker.dispatch import service
     from tracker.extensions import db
     from tracker.models import LatestPosition, Person, User
@@ -222,7 +222,7 @@ def measure(url: str, runs: int) -> list[list[object]]:
             lat = CENTRE[0] + rng.uniform(-0.15, 0.15)
             lon = CENTRE[1] + rng.uniform(-0.15, 0.15)
             box = (lon - 0.012, lat - 0.009, lon + 0.012, lat + 0.009)  # about 2 km x 2 km
-            return session.execute(queries.latest_positions(admin, box)).all()
+            return session.execute(store.latest.latest_positions(admin, box)).all()
 
         found = [len(bbox_query()) for _ in range(20)]
         t = timed(bbox_query, runs)
@@ -256,10 +256,12 @@ def measure(url: str, runs: int) -> list[list[object]]:
         end = datetime.now(UTC)
         start = end - timedelta(days=31)
         heavy = session.execute(select(func.min(Person.id))).scalar()
-        full = queries.track(session, heavy, start, end)
+        full = store.tracks.track(session, heavy, start, end)
 
         def track_query():
-            return queries.track(session, heavy + rng.randrange(HEAVY_PEOPLE), start, end, 10.0)
+            return store.tracks.track(
+                session, heavy + rng.randrange(HEAVY_PEOPLE), start, end, 10.0
+            )
 
         shown = track_query()
         t = timed(track_query, max(5, runs // 5))

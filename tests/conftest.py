@@ -19,7 +19,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-from tracker import create_app, queries
+from tracker import create_app, store
 from tracker.auth import hash_password, hash_token, new_device_token
 from tracker.config import Config
 from tracker.extensions import db
@@ -122,11 +122,11 @@ def make_phone(app) -> Callable[..., Phone]:
 
     def make(role: str = "volunteer", unit_id: int | None = None, name: str = "") -> Phone:
         with app.app_context():
-            person = queries.add_person(
+            person = store.people.add_person(
                 db.session, name or f"p-{uuid.uuid4().hex[:8]}", role, unit_id, None
             )
             token = new_device_token()
-            device = queries.add_device(db.session, person.id, "test", hash_token(token))
+            device = store.devices.add_device(db.session, person.id, "test", hash_token(token))
             db.session.commit()
             return Phone(person.id, device.id, token, unit_id)
 
@@ -139,7 +139,7 @@ def make_unit(app) -> Callable[..., int]:
 
     def make(name: str = "", kind: str = "grid", parent_id: int | None = None) -> int:
         with app.app_context():
-            unit = queries.add_unit(
+            unit = store.people.add_unit(
                 db.session, name or f"u-{uuid.uuid4().hex[:6]}", kind, parent_id, None
             )
             db.session.commit()
@@ -156,7 +156,7 @@ def make_user(app) -> Callable[..., tuple[str, str]]:
         username = f"u{uuid.uuid4().hex[:10]}"
         password = uuid.uuid4().hex
         with app.app_context():
-            queries.add_user(db.session, username, hash_password(password), role, unit_id)
+            store.accounts.add_user(db.session, username, hash_password(password), role, unit_id)
             db.session.commit()
         return username, password
 

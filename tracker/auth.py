@@ -20,7 +20,7 @@ from flask_login import current_user, login_user, logout_user
 from gevent.threadpool import ThreadPool
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from . import queries
+from . import store
 from .extensions import db, login
 from .models import User
 
@@ -97,7 +97,7 @@ def _oldest_valid_login() -> datetime:
 def start_session(user: User) -> None:
     """Log `user` in: record a new login and put its token in the session cookie."""
     token = secrets.token_urlsafe(32)
-    queries.start_staff_session(db.session, user.id, hash_token(token))
+    store.accounts.start_staff_session(db.session, user.id, hash_token(token))
     db.session.commit()
     user.session_token = token
     login_user(user)
@@ -106,7 +106,9 @@ def start_session(user: User) -> None:
 def end_session() -> None:
     """Log the current staff account out: end its login, so a copy of the cookie is dead."""
     if current_user.is_authenticated:
-        queries.end_staff_session(db.session, hash_token(current_user.session_token), "logout")
+        store.accounts.end_staff_session(
+            db.session, hash_token(current_user.session_token), "logout"
+        )
         db.session.commit()
         log.info("user %s logged out", current_user.username)
     logout_user()
@@ -114,7 +116,7 @@ def end_session() -> None:
 
 def end_all_sessions(user_id: int, reason: str) -> int:
     """End every login of an account (password changed, disabled, ended by an admin)."""
-    ended = queries.end_user_sessions(db.session, user_id, reason)
+    ended = store.accounts.end_user_sessions(db.session, user_id, reason)
     db.session.commit()
     return ended
 
@@ -127,14 +129,16 @@ def session_token_hash() -> str | None:
 
 
 def open_sessions(token_hashes: set[str]) -> set[str]:
-    """Return those of the logins that may still be used (see queries.open_staff_sessions)."""
-    return queries.open_staff_sessions(db.session, token_hashes, _oldest_valid_login())
+    """Return those of the logins that may still be used (store.accounts.open_staff_sessions)."""
+    return store.accounts.open_staff_sessions(db.session, token_hashes, _oldest_valid_login())
 
 
 @login.user_loader
 def load_user(token: str) -> User | None:
     """Load the staff account of an open, unexpired login; None ends the request's session."""
-    user = queries.user_of_staff_session(db.session, hash_token(token), _oldest_valid_login())
+    user = store.accounts.user_of_staff_session(
+        db.session, hash_token(token), _oldest_valid_login()
+    )
     if user is not None:
         user.session_token = token
     return user

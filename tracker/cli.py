@@ -22,7 +22,7 @@ from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from . import queries
+from . import store
 from .auth import hash_password, hash_token, new_device_token
 from .extensions import db, socketio
 from .geo import GeometryError, boundary_from_geojson
@@ -126,7 +126,7 @@ def add_unit(name: str, kind: str, parent_id: int | None, boundary: IO[str] | No
     _check_unit(parent_id, "--parent")
     wkt = _read_boundary(boundary) if boundary is not None else None
     try:
-        unit = queries.add_unit(db.session, name, kind, parent_id, wkt)
+        unit = store.people.add_unit(db.session, name, kind, parent_id, wkt)
     except IntegrityError as exc:
         db.session.rollback()
         if getattr(exc.orig.diag, "constraint_name", None) != "ux_units_parent_kind_name":
@@ -166,7 +166,7 @@ def assign_person(person_id: int, grid_id: int | None) -> None:
     """Assign a person to the grid they patrol (their zone)."""
     _check_person(person_id)
     _check_unit(grid_id, "--grid")
-    queries.assign_patrol_unit(db.session, person_id, grid_id)
+    store.people.assign_patrol_unit(db.session, person_id, grid_id)
     db.session.commit()
     click.echo(f"person {person_id} patrols {'grid ' + str(grid_id) if grid_id else 'no grid'}")
 
@@ -189,7 +189,7 @@ def add_person(name: str, role: str, unit_id: int | None, phone: str | None) -> 
             raise InputError(
                 "--phone", "must be 1 to 32 digits, spaces, + and -, with at least one digit"
             )
-    person = queries.add_person(db.session, name, role, unit_id, phone)
+    person = store.people.add_person(db.session, name, role, unit_id, phone)
     db.session.commit()
     click.echo(person.id)
 
@@ -202,10 +202,10 @@ def issue_device(person_id: int, label: str | None) -> None:
     _check_person(person_id)
     if label is not None:
         label = _text(label, "--label", DEVICE_LABEL_MAX_CHARS)
-        if label == queries.IMPORT_DEVICE_LABEL:
+        if label == store.devices.IMPORT_DEVICE_LABEL:
             raise InputError("--label", f"{label!r} is reserved for imported tracks")
     token = new_device_token()
-    device = queries.add_device(db.session, person_id, label, hash_token(token))
+    device = store.devices.add_device(db.session, person_id, label, hash_token(token))
     db.session.commit()
     link = f"{current_app.config['PUBLIC_URL']}/m#token={token}"
     click.echo(f"device {device.id} issued to person {person_id}")
@@ -235,7 +235,7 @@ def revoke_device(device_id: int) -> None:
     device = db.session.get(Device, device_id)
     if device is None:
         raise InputError("DEVICE_ID", f"no device with id {device_id}")
-    if not queries.revoke_device(db.session, device_id):
+    if not store.devices.revoke_device(db.session, device_id):
         db.session.rollback()
         raise InputError("DEVICE_ID", f"device {device_id} is already revoked")
     db.session.commit()
@@ -273,11 +273,11 @@ def add_user(username: str, role: str, unit_id: int | None, password_stdin: bool
         raise InputError("USERNAME", "must not contain spaces or control characters")
     _check_unit(unit_id, "--unit")
     exists = f"a staff account named {username!r} already exists"
-    if queries.user_by_username(db.session, username) is not None:
+    if store.accounts.user_by_username(db.session, username) is not None:
         raise InputError("USERNAME", exists)
     password = _read_password(password_stdin)
     try:
-        queries.add_user(db.session, username, hash_password(password), role, unit_id)
+        store.accounts.add_user(db.session, username, hash_password(password), role, unit_id)
     except IntegrityError:
         db.session.rollback()  # added by someone else meanwhile
         raise InputError("USERNAME", exists) from None
@@ -292,14 +292,14 @@ def set_password(username: str, password_stdin: bool) -> None:
     """Set a staff account's password; its open sessions end."""
     user = _staff_account(username)
     user.password_hash = hash_password(_read_password(password_stdin))
-    ended = queries.end_user_sessions(db.session, user.id, "password")
+    ended = store.accounts.end_user_sessions(db.session, user.id, "password")
     db.session.commit()
     click.echo(f"password of {username} changed; {ended} open sessions ended")
 
 
 def _staff_account(username: str) -> Any:
     """Return the staff account named `username`, or fail naming the argument."""
-    user = queries.user_by_username(db.session, username)
+    user = store.accounts.user_by_username(db.session, username)
     if user is None:
         raise InputError("USERNAME", f"no staff account named {username!r}")
     return user
@@ -311,7 +311,7 @@ def disable_user(username: str) -> None:
     """Disable a staff account: it cannot log in, and its open sessions end at once."""
     user = _staff_account(username)
     user.active = False
-    ended = queries.end_user_sessions(db.session, user.id, "disabled")
+    ended = store.accounts.end_user_sessions(db.session, user.id, "disabled")
     db.session.commit()
     click.echo(f"user {username} disabled; {ended} open sessions ended")
 
@@ -331,7 +331,7 @@ def enable_user(username: str) -> None:
 def end_user_sessions(username: str) -> None:
     """End every open session of a staff account (a lost laptop, a shared password)."""
     user = _staff_account(username)
-    ended = queries.end_user_sessions(db.session, user.id, "ended_by_cli")
+    ended = store.accounts.end_user_sessions(db.session, user.id, "ended_by_cli")
     db.session.commit()
     click.echo(f"{ended} open sessions of {username} ended")
 
@@ -347,7 +347,7 @@ def ensure_partitions(days_ahead: int | None) -> None:
     today = datetime.now(UTC).date()
     created = 0
     for n in range(-back, ahead + 1):
-        created += queries.ensure_partition(db.session, today + timedelta(days=n))
+        created += store.positions.ensure_partition(db.session, today + timedelta(days=n))
     db.session.commit()
     click.echo(f"{created} partitions created")
 
@@ -366,12 +366,12 @@ def prune_partitions(retention_days: int | None) -> None:
     """
     days = retention_days or current_app.config["RETENTION_DAYS"]
     cutoff = datetime.now(UTC).date() - timedelta(days=days)
-    if not queries.try_advisory_lock(db.session, "tracker_partition_prune"):
+    if not store.zones.try_advisory_lock(db.session, "tracker_partition_prune"):
         click.echo("another prune is running; nothing done")
         return
-    dropped = [day for day in sorted(queries.partition_days(db.session)) if day < cutoff]
+    dropped = [day for day in sorted(store.positions.partition_days(db.session)) if day < cutoff]
     for day in dropped:
-        queries.drop_partition(db.session, day)
+        store.positions.drop_partition(db.session, day)
     db.session.commit()
     click.echo(f"{len(dropped)} partitions older than {cutoff} dropped")
 
@@ -410,27 +410,29 @@ def seed_demo() -> None:
             "`flask --app wsgi users passwd admin`)"
         )
         return
-    district = queries.add_unit(db.session, "东城区 Dongcheng", "district", None, None)
-    street = queries.add_unit(db.session, "景山街道 Jingshan", "street", district.id, None)
-    community = queries.add_unit(db.session, "黄化门社区 Huanghuamen", "community", street.id, None)
+    district = store.people.add_unit(db.session, "东城区 Dongcheng", "district", None, None)
+    street = store.people.add_unit(db.session, "景山街道 Jingshan", "street", district.id, None)
+    community = store.people.add_unit(
+        db.session, "黄化门社区 Huanghuamen", "community", street.id, None
+    )
     grids = [
-        queries.add_unit(
+        store.people.add_unit(
             db.session, f"第{n + 1}网格 Grid {n + 1}", "grid", community.id, _grid_wkt(n)
         )
         for n in range(2)
     ]
     password = secrets.token_urlsafe(12)
-    queries.add_user(db.session, "admin", hash_password(password), "admin", None)
+    store.accounts.add_user(db.session, "admin", hash_password(password), "admin", None)
     rng = random.Random(2026)
     now = datetime.now(UTC).replace(microsecond=0)
     rows = []
     tokens = []
     for name, role, grid in DEMO_PEOPLE:
-        person = queries.add_person(db.session, name, role, grids[grid].id, None)
+        person = store.people.add_person(db.session, name, role, grids[grid].id, None)
         token = new_device_token()
-        device = queries.add_device(db.session, person.id, "demo phone", hash_token(token))
+        device = store.devices.add_device(db.session, person.id, "demo phone", hash_token(token))
         tokens.append((name, token))
-        queries.open_shift(db.session, person.id)
+        store.people.open_shift(db.session, person.id)
         lon = DEMO_ORIGIN[0] + (grid + rng.uniform(0.2, 0.8)) * 0.007
         lat = DEMO_ORIGIN[1] + rng.uniform(0.2, 0.8) * 0.0054
         heading = rng.uniform(0, 2 * math.pi)
@@ -439,7 +441,7 @@ def seed_demo() -> None:
             lon += 1.4 * 5 * math.sin(heading) / 85_000
             lat += 1.4 * 5 * math.cos(heading) / 111_000
             rows.append(
-                queries.PositionRow(
+                store.positions.PositionRow(
                     person.id,
                     device.id,
                     now - timedelta(seconds=5 * (119 - step)),
@@ -452,8 +454,8 @@ def seed_demo() -> None:
                 )
             )
     for day in {row.ts.date() for row in rows}:
-        queries.ensure_partition(db.session, day)
-    queries.insert_positions(db.session, rows)
+        store.positions.ensure_partition(db.session, day)
+    store.positions.insert_positions(db.session, rows)
     db.session.commit()
     click.echo("demo data created:")
     for name, token in tokens:
@@ -594,18 +596,18 @@ def import_track(person_id: int, path: Path) -> None:
 
 def _store_track(person_id: int, path: Path, fixes: list[tuple[int, Any]]) -> int:
     """Store a track's fixes in one transaction; return how many were new."""
-    device_id = queries.import_device(db.session, person_id, hash_token(new_device_token()))
+    device_id = store.devices.import_device(db.session, person_id, hash_token(new_device_token()))
     stored = 0
     chunk = 2000
     with click.progressbar(length=len(fixes), label=f"importing {path.name}") as bar:
         for start in range(0, len(fixes), chunk):
             rows = [
-                queries.PositionRow.from_fix(person_id, device_id, fix)
+                store.positions.PositionRow.from_fix(person_id, device_id, fix)
                 for _, fix in fixes[start : start + chunk]
             ]
             for day in {row.ts.astimezone(UTC).date() for row in rows}:
-                queries.ensure_partition(db.session, day)
-            stored += len(queries.insert_positions(db.session, rows))
+                store.positions.ensure_partition(db.session, day)
+            stored += len(store.positions.insert_positions(db.session, rows))
             bar.update(len(rows))
     db.session.commit()
     return stored
@@ -659,7 +661,7 @@ def simulate_command(count, interval, traces, area, unit_id, url, duration, seed
         areas = [(None, box(west, south, east, north))]
     else:
         _check_unit(unit_id, "--unit")
-        grids = queries.grid_boundaries(db.session, unit_id)
+        grids = store.zones.grid_boundaries(db.session, unit_id)
         if not grids:
             where = f"below unit {unit_id}" if unit_id is not None else "at all"
             raise InputError(
@@ -681,22 +683,22 @@ def simulate_command(count, interval, traces, area, unit_id, url, duration, seed
     for n in range(count):
         grid_id, grid_area = areas[n % len(areas)]
         name = f"模拟 Sim {n + 1:04d}"
-        person = queries.person_by_name(db.session, name) or queries.add_person(
+        person = store.people.person_by_name(db.session, name) or store.people.add_person(
             db.session, name, SIM_ROLES[n % len(SIM_ROLES)], grid_id, None
         )
         if grid_id is not None:
-            queries.assign_patrol_unit(db.session, person.id, grid_id)
+            store.people.assign_patrol_unit(db.session, person.id, grid_id)
         people.append(person.id)
         if recorded:
             lat, lon = random_point_in(grid_area, rng)
             movers.append(TraceReplay(recorded[n % len(recorded)], lat, lon))
         else:
             movers.append(PatrolWalk(grid_area, random.Random(rng.random())))
-    queries.revoke_labelled_devices(db.session, people, "simulator")
+    store.devices.revoke_labelled_devices(db.session, people, "simulator")
     tokens = []
     for person_id in people:
         token = new_device_token()
-        queries.add_device(db.session, person_id, "simulator", hash_token(token))
+        store.devices.add_device(db.session, person_id, "simulator", hash_token(token))
         tokens.append(token)
     db.session.commit()
     server = url or current_app.config.get("PUBLIC_URL") or "http://127.0.0.1:5000"

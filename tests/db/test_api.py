@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tracker import queries
+from tracker import store
 from tracker.extensions import db
 
 
@@ -15,16 +15,16 @@ def login(client, username, password):
     return client.post("/api/v1/session", json={"username": username, "password": password})
 
 
-def store(app, phone, *fixes):
+def store_fixes(app, phone, *fixes):
     """Store (seconds_ago, lat, lon) fixes for a phone directly."""
     now = datetime.now(UTC)
     with app.app_context():
         for day in {now.date(), (now - timedelta(hours=1)).date()}:
-            queries.ensure_partition(db.session, day)
-        queries.insert_positions(
+            store.positions.ensure_partition(db.session, day)
+        store.positions.insert_positions(
             db.session,
             [
-                queries.PositionRow(
+                store.positions.PositionRow(
                     phone.person_id, phone.device_id, now - timedelta(seconds=s), lat, lon
                 )
                 for s, lat, lon in fixes
@@ -58,7 +58,7 @@ def test_login_logout_and_bad_credentials(client, make_user):
 def test_password_is_stored_hashed(app, make_user):
     username, password = make_user("viewer")
     with app.app_context():
-        stored = queries.user_by_username(db.session, username).password_hash
+        stored = store.accounts.user_by_username(db.session, username).password_hash
     assert password not in stored and stored.startswith("scrypt:")
 
 
@@ -75,8 +75,8 @@ def test_cross_site_state_change_is_refused(client, make_user):
 def test_live_is_scoped_and_filtered_by_bbox(app, client, make_unit, make_phone, make_user):
     grid_a, grid_b = make_unit(), make_unit()
     a, b = make_phone(unit_id=grid_a), make_phone(unit_id=grid_b)
-    store(app, a, (5, 39.95, 116.45))
-    store(app, b, (5, 31.23, 121.47))
+    store_fixes(app, a, (5, 39.95, 116.45))
+    store_fixes(app, b, (5, 31.23, 121.47))
     login(client, *make_user("viewer", grid_a))
     ids = {f["properties"]["person_id"] for f in client.get("/api/v1/live").json["features"]}
     assert a.person_id in ids and b.person_id not in ids
@@ -118,7 +118,7 @@ def test_bad_bbox_names_the_parameter(client, make_user, bbox):
 def test_track_is_scoped_and_windowed(app, client, make_unit, make_phone, make_user):
     grid_a, grid_b = make_unit(), make_unit()
     a = make_phone(unit_id=grid_a)
-    store(app, a, (300, 39.90, 116.40), (200, 39.91, 116.40), (100, 39.92, 116.40))
+    store_fixes(app, a, (300, 39.90, 116.40), (200, 39.91, 116.40), (100, 39.92, 116.40))
     login(client, *make_user("dispatcher", grid_b))
     assert client.get(f"/api/v1/people/{a.person_id}/track").status_code == 404
     client.delete("/api/v1/session")
@@ -163,7 +163,7 @@ def test_http_fallback_stores_and_answers_like_the_socket(client, make_phone, ap
         "rejected": [{"index": 2, "error": "lat: must be between -90 and 90"}],
     }
     with app.app_context():
-        assert queries.count_positions(db.session, phone.person_id) == 1
+        assert store.tracks.count_positions(db.session, phone.person_id) == 1
     assert client.post("/api/v1/positions", json=payload).status_code == 401
     assert (
         client.post(

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import text
 
-from tracker import queries
+from tracker import store
 
 # Distributed by person_id, co-located (docs/scaling.md).
 DISTRIBUTED = ("positions", "latest_positions")
@@ -80,7 +80,7 @@ def test_every_unique_key_of_the_distributed_tables_holds_person_id(session):
     # must contain the distribution column, on the parent and on every partition.
     today = datetime.now(UTC).date()
     for day in (today, today + timedelta(days=1)):
-        queries.ensure_partition(session, day)  # rolled back with the test's transaction
+        store.positions.ensure_partition(session, day)  # rolled back with the test's transaction
     checked = []
     for table in DISTRIBUTED:
         for relation in with_partitions(session, table):

@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
-from tracker import queries
+from tracker import store
 from tracker.extensions import db
 from tracker.models import Device, Person, Position, Unit, User
 
@@ -103,7 +103,7 @@ def world(app, make_unit, make_phone, make_user, tmp_path) -> World:
     phone = make_phone(unit_id=unit_id)
     revoked = make_phone()
     with app.app_context():
-        queries.revoke_device(db.session, revoked.device_id)
+        store.devices.revoke_device(db.session, revoked.device_id)
         db.session.commit()
     username, _ = make_user("viewer")
     return World(unit_id, phone.person_id, phone.device_id, revoked.device_id, username, tmp_path)
@@ -538,7 +538,7 @@ def test_import_track_stores_nothing_when_the_database_fails_midway(
 ):
     rows = "\n".join(f"2026-01-02T03:{n // 60:02d}:{n % 60:02d}Z,39.9,116.4" for n in range(2500))
     path = world.file("long.csv", f"ts,lat,lon\n{rows}\n")
-    real_insert = queries.insert_positions
+    real_insert = store.positions.insert_positions
     calls = []
 
     def insert_then_fail(session, chunk):
@@ -547,7 +547,7 @@ def test_import_track_stores_nothing_when_the_database_fails_midway(
             raise OperationalError("INSERT INTO positions", {}, Exception("connection lost"))
         return real_insert(session, chunk)
 
-    monkeypatch.setattr(queries, "insert_positions", insert_then_fail)
+    monkeypatch.setattr(store.positions, "insert_positions", insert_then_fail)
     lines = refused(app, runner, ["import-track", str(world.person_id), path])
     assert calls == [2000, 500]
     # The progress bar's label comes first; the refusal is the last line.

@@ -9,7 +9,7 @@ import pytest
 from geographiclib.geodesic import Geodesic
 from sqlalchemy import insert
 
-from tracker import queries
+from tracker import store
 from tracker.dispatch import service
 from tracker.extensions import db
 from tracker.models import Device, Person, Shift, User
@@ -23,8 +23,8 @@ def crowd(app):
     rng = random.Random(20261127)
     now = datetime.now(UTC)
     with app.app_context():
-        unit_a = queries.add_unit(db.session, "dispatch A", "street", None, None).id
-        unit_b = queries.add_unit(db.session, "dispatch B", "street", None, None).id
+        unit_a = store.people.add_unit(db.session, "dispatch A", "street", None, None).id
+        unit_b = store.people.add_unit(db.session, "dispatch B", "street", None, None).id
         db.session.commit()
         people = []
         for n in range(3000):
@@ -62,11 +62,11 @@ def crowd(app):
             [{"person_id": pid} for pid, p in zip(ids, people, strict=True) if p["on_duty"]],
         )
         for day in {now.date(), (now - timedelta(hours=1)).date()}:
-            queries.ensure_partition(db.session, day)
-        queries.insert_positions(
+            store.positions.ensure_partition(db.session, day)
+        store.positions.insert_positions(
             db.session,
             [
-                queries.PositionRow(
+                store.positions.PositionRow(
                     pid, did, now - timedelta(seconds=p["age_s"]), p["lat"], p["lon"]
                 )
                 for pid, did, p in zip(ids, device_ids, people, strict=True)

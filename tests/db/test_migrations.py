@@ -80,14 +80,14 @@ def _include_object(obj, name, obj_type, reflected, compare_to):
 def test_partition_function_creates_each_day_once(empty_app):
     from datetime import date
 
-    from tracker import queries
+    from tracker import store
 
     with empty_app.app_context():
         upgrade()
         with db.engine.begin() as conn:
-            assert queries.ensure_partition(conn, date(2026, 1, 31)) is True
-            assert queries.ensure_partition(conn, date(2026, 1, 31)) is False
-            assert date(2026, 1, 31) in queries.partition_days(conn)
+            assert store.positions.ensure_partition(conn, date(2026, 1, 31)) is True
+            assert store.positions.ensure_partition(conn, date(2026, 1, 31)) is False
+            assert date(2026, 1, 31) in store.positions.partition_days(conn)
             bounds = conn.execute(
                 text(
                     "SELECT pg_get_expr(relpartbound, oid) FROM pg_class "

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 
-from tracker import queries
+from tracker import store
 from tracker.extensions import db
 from tracker.models import Alert, LatestPosition, Position
 
@@ -17,15 +17,15 @@ def test_prune_drops_old_days_only(app, runner, make_phone):
     old, recent = now - timedelta(days=120), now - timedelta(days=10)
     with app.app_context():
         for ts in (old, recent):
-            queries.ensure_partition(db.session, ts.date())
-        queries.insert_positions(
+            store.positions.ensure_partition(db.session, ts.date())
+        store.positions.insert_positions(
             db.session,
             [
-                queries.PositionRow(phone.person_id, phone.device_id, ts, 39.9, 116.4)
+                store.positions.PositionRow(phone.person_id, phone.device_id, ts, 39.9, 116.4)
                 for ts in (old, recent)
             ],
         )
-        queries.insert_alert(
+        store.alerts.insert_alert(
             db.session, phone.person_id, phone.device_id, "sos", old, (39.9, 116.4), "old alert"
         )
         db.session.commit()
@@ -33,7 +33,7 @@ def test_prune_drops_old_days_only(app, runner, make_phone):
     assert result.exit_code == 0, result.output
     assert "partitions older than" in result.output
     with app.app_context():
-        days = queries.partition_days(db.session)
+        days = store.positions.partition_days(db.session)
         assert old.date() not in days and recent.date() in days
         kept = (
             db.session.execute(select(Position.ts).where(Position.person_id == phone.person_id))

@@ -10,7 +10,7 @@ import re
 import gpxpy
 import pytest
 
-from tracker import queries
+from tracker import store
 from tracker.extensions import db
 
 
@@ -20,7 +20,7 @@ def stored_points(app, person_id):
 
     with app.app_context():
         return db.session.execute(
-            queries.track_points(
+            store.tracks.track_points(
                 person_id, datetime(1900, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
             )
         ).all()

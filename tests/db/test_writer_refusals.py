@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from tracker.extensions import db
 from tracker.ingest.writer import writer
 from tracker.models import Position
-from tracker.queries import PositionRow
+from tracker.store.positions import PositionRow
 
 
 def rows_of(person_id: int) -> list[tuple]:

@@ -9,7 +9,7 @@ import gpxpy
 import pytest
 from sqlalchemy import select, text
 
-from tracker import queries
+from tracker import store
 from tracker.extensions import db
 from tracker.models import LatestPosition
 from tracker.zones.rules import BatteryRule, ZoneRule
@@ -42,11 +42,11 @@ def ctx(app):
 
 def make_patroller(session, grid_id: int | None, on_duty: bool = True):
     """Commit a person with a device, assigned to a grid and on duty; return ids."""
-    person = queries.add_person(session, "巡逻员", "patrol", None, None)
-    device = queries.add_device(session, person.id, None, f"{person.id:064d}")
-    queries.assign_patrol_unit(session, person.id, grid_id)
+    person = store.people.add_person(session, "巡逻员", "patrol", None, None)
+    device = store.devices.add_device(session, person.id, None, f"{person.id:064d}")
+    store.people.assign_patrol_unit(session, person.id, grid_id)
     if on_duty:
-        queries.open_shift(session, person.id)
+        store.people.open_shift(session, person.id)
     session.commit()
     return person.id, device.id
 
@@ -55,9 +55,9 @@ def feed(session, person_id, device_id, fixes):
     """Store fixes one at a time, judging each, as the watcher does; return the alert kinds."""
     kinds = []
     for ts, lat, lon, extra in fixes:
-        queries.ensure_partition(session, ts.astimezone(UTC).date())
-        queries.insert_positions(
-            session, [queries.PositionRow(person_id, device_id, ts, lat, lon, **extra)]
+        store.positions.ensure_partition(session, ts.astimezone(UTC).date())
+        store.positions.insert_positions(
+            session, [store.positions.PositionRow(person_id, device_id, ts, lat, lon, **extra)]
         )
         kinds += [a.kind for a in evaluate_fixes([person_id], ZONE, BATTERY)]
         session.commit()
@@ -75,7 +75,7 @@ def recorded_trace(gpx_dir):
 def test_recorded_trace_crossing_the_border_raises_one_exit_and_one_enter(ctx, gpx_dir):
     trace = recorded_trace(gpx_dir)
     start_lat, start_lon = trace[0][1], trace[0][2]
-    grid_id, _, _ = queries.upsert_unit(
+    grid_id, _, _ = store.zones.upsert_unit(
         ctx, "start grid", "grid", None, square(start_lat, start_lon, 150)
     )
     person_id, device_id = make_patroller(ctx, grid_id)
@@ -91,7 +91,9 @@ def test_recorded_trace_crossing_the_border_raises_one_exit_and_one_enter(ctx, g
 
 def test_walking_along_the_border_raises_nothing(ctx):
     lat0, lon0 = 39.93, 116.41
-    grid_id, _, _ = queries.upsert_unit(ctx, "border grid", "grid", None, square(lat0, lon0, 200))
+    grid_id, _, _ = store.zones.upsert_unit(
+        ctx, "border grid", "grid", None, square(lat0, lon0, 200)
+    )
     person_id, device_id = make_patroller(ctx, grid_id)
     east_edge = lon0 + 200 / (111_320 * math.cos(math.radians(lat0)))
     t0 = datetime.now(UTC) - timedelta(minutes=20)
@@ -106,7 +108,9 @@ def test_walking_along_the_border_raises_nothing(ctx):
 
 
 def test_off_duty_people_raise_no_zone_alerts(ctx):
-    grid_id, _, _ = queries.upsert_unit(ctx, "quiet grid", "grid", None, square(39.9, 116.4, 100))
+    grid_id, _, _ = store.zones.upsert_unit(
+        ctx, "quiet grid", "grid", None, square(39.9, 116.4, 100)
+    )
     person_id, device_id = make_patroller(ctx, grid_id, on_duty=False)
     t0 = datetime.now(UTC) - timedelta(minutes=5)
     fixes = [(t0, 39.9, 116.4, {}), (t0 + timedelta(seconds=5), 39.91, 116.4, {})]
@@ -156,8 +160,8 @@ def test_silence_of_someone_off_duty_is_not_an_alert(ctx):
 
 
 def test_grid_matching_picks_the_containing_grid(ctx):
-    a, _, _ = queries.upsert_unit(ctx, "grid A", "grid", None, square(30.0, 120.0, 300))
-    b, _, _ = queries.upsert_unit(ctx, "grid B", "grid", None, square(30.0, 120.01, 300))
+    a, _, _ = store.zones.upsert_unit(ctx, "grid A", "grid", None, square(30.0, 120.0, 300))
+    b, _, _ = store.zones.upsert_unit(ctx, "grid B", "grid", None, square(30.0, 120.01, 300))
     person_id, device_id = make_patroller(ctx, None)
     now = datetime.now(UTC)
     feed(ctx, person_id, device_id, [(now - timedelta(seconds=9), 30.0, 120.0, {})])

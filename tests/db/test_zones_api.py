@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 
-from tracker import queries
+from tracker import store
 from tracker.extensions import db
 from tracker.models import Unit
 
@@ -156,17 +156,21 @@ def test_coverage_and_grid_people_are_scoped(app, client, make_user, make_phone)
     visitor = make_phone(unit_id=grid_b)
     now = datetime.now(UTC)
     with app.app_context():
-        queries.assign_patrol_unit(db.session, inside.person_id, grid_a)
-        queries.open_shift(db.session, inside.person_id)
-        queries.ensure_partition(db.session, now.date())
-        queries.insert_positions(
+        store.people.assign_patrol_unit(db.session, inside.person_id, grid_a)
+        store.people.open_shift(db.session, inside.person_id)
+        store.positions.ensure_partition(db.session, now.date())
+        store.positions.insert_positions(
             db.session,
             [
-                queries.PositionRow(inside.person_id, inside.device_id, now, 39.905, 100.405),
-                queries.PositionRow(visitor.person_id, visitor.device_id, now, 39.905, 100.406),
+                store.positions.PositionRow(
+                    inside.person_id, inside.device_id, now, 39.905, 100.405
+                ),
+                store.positions.PositionRow(
+                    visitor.person_id, visitor.device_id, now, 39.905, 100.406
+                ),
             ],
         )
-        queries.match_grids(db.session, [inside.person_id, visitor.person_id])
+        store.zones.match_grids(db.session, [inside.person_id, visitor.person_id])
         db.session.commit()
     people = client.get(f"/api/v1/units/{grid_a}/people").json
     assert {p["person_id"] for p in people["people"]} == {inside.person_id, visitor.person_id}
@@ -196,7 +200,7 @@ def test_alerts_are_scoped_filtered_and_acknowledged(app, client, make_user, mak
     now = datetime.now(UTC)
     with app.app_context():
         for phone, kind in ((a, "sos"), (a, "zone_exit"), (b, "sos")):
-            queries.insert_alert(
+            store.alerts.insert_alert(
                 db.session,
                 phone.person_id,
                 phone.device_id,

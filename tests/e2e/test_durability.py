@@ -12,7 +12,7 @@ from sqlalchemy.engine import make_url
 
 from tests.conftest import ServerProcess, create_database, drop_database
 from tests.e2e.phones import ResendingPhone, TestPhone, count, now_ms
-from tracker import create_app, queries
+from tracker import create_app, store
 from tracker.auth import hash_token, new_device_token
 from tracker.extensions import db
 
@@ -27,9 +27,9 @@ def own_database(base_url):
     app = create_app({"SQLALCHEMY_DATABASE_URI": url, "TESTING": True})
     with app.app_context():
         upgrade()
-        person = queries.add_person(db.session, "durable", "patrol", None, None)
+        person = store.people.add_person(db.session, "durable", "patrol", None, None)
         token = new_device_token()
-        queries.add_device(db.session, person.id, None, hash_token(token))
+        store.devices.add_device(db.session, person.id, None, hash_token(token))
         person_id = person.id
         db.session.commit()
         db.engine.dispose()

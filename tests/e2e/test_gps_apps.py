@@ -17,7 +17,7 @@ import pytest
 import requests
 from sqlalchemy import create_engine, text
 
-from tracker import create_app, queries
+from tracker import create_app, store
 from tracker.auth import hash_token
 from tracker.extensions import db
 
@@ -82,8 +82,8 @@ def sample_devices(database_url):
     people = {}
     with app.app_context():
         for token in tokens:
-            person = queries.add_person(db.session, f"app {token}", "patrol", None, None)
-            queries.add_device(db.session, person.id, "existing app", hash_token(token))
+            person = store.people.add_person(db.session, f"app {token}", "patrol", None, None)
+            store.devices.add_device(db.session, person.id, "existing app", hash_token(token))
             people[token] = person.id
         db.session.commit()
         db.engine.dispose()

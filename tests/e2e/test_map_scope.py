@@ -14,7 +14,7 @@ import socketio
 
 from tests.e2e.phones import now_ms
 from tests.e2e.test_map_page import drawn, on_duty_phone, open_map, poll, shot
-from tracker import queries
+from tracker import store
 from tracker.extensions import db
 
 
@@ -130,14 +130,14 @@ def test_street_viewer_sees_only_its_street_in_page_and_api(
 
 def test_units_endpoint_returns_boundaries_and_label_points(server, app, make_user):
     with app.app_context():
-        shaped = queries.add_unit(
+        shaped = store.people.add_unit(
             db.session,
             "有边界网格 Shaped",
             "grid",
             None,
             "POLYGON((116.3 39.9, 116.31 39.9, 116.31 39.91, 116.3 39.91, 116.3 39.9))",
         ).id
-        bare = queries.add_unit(db.session, "无边界社区 Bare", "community", shaped, None).id
+        bare = store.people.add_unit(db.session, "无边界社区 Bare", "community", shaped, None).id
         db.session.commit()
     assert requests.get(f"{server.url}/api/v1/units", timeout=5).status_code == 401
     http = api_session(server.url, *make_user("admin"))

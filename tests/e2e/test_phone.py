@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from tests.conftest import ROOT, Phone, ServerProcess
 from tests.e2e.chromium import wait_until
 from tests.e2e.phones import TestPhone
-from tracker import queries
+from tracker import store
 from tracker.extensions import db
 from tracker.models import Position, Shift
 
@@ -354,10 +354,10 @@ def test_sos_reaches_staff_in_scope_within_2_s_and_is_stored_once(
     shot(page, "8-sos-received")
 
     with app.app_context():
-        alerts = db.session.execute(queries.alerts_of_person(phone.person_id)).all()
+        alerts = db.session.execute(store.alerts.alerts_of_person(phone.person_id)).all()
         db.session.remove()
     assert len(alerts) == 1
-    alert = queries.AlertRow(*alerts[0])
+    alert = store.alerts.AlertRow(*alerts[0])
     assert (alert.kind, alert.device_id) == ("sos", phone.device_id)
     assert alert.note == "fell on the stairs"
     assert (alert.lat, alert.lon) == pytest.approx(walk.emulated[-1][:2])

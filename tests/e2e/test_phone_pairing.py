@@ -5,7 +5,7 @@ from __future__ import annotations
 import struct
 import zlib
 
-from tracker import queries
+from tracker import store
 from tracker.auth import hash_token
 from tracker.extensions import db
 
@@ -24,7 +24,7 @@ def test_issue_prints_pairing_link_and_qr_code_with_the_token_last(app, runner, 
     qr_rows = [line for line in lines if "█" in line or "▀" in line or "▄" in line]
     assert len(qr_rows) >= 10, "a QR code is drawn in the terminal"
     with app.app_context():
-        device = queries.device_by_token_hash(db.session, hash_token(token))
+        device = store.devices.device_by_token_hash(db.session, hash_token(token))
         db.session.remove()
     assert device is not None and device.person_id == person_id
 

@@ -98,12 +98,12 @@ def test_an_admin_ends_all_sessions_of_an_account_in_scope(server, make_user, ma
     outside = api_session(server.url, outside_name, outside_password)
     viewer = api_session(server.url, *make_user("viewer", street))
 
-    from tracker import queries
+    from tracker import store
     from tracker.extensions import db
 
     with app.app_context():
-        target_id = queries.user_by_username(db.session, target_name).id
-        outside_id = queries.user_by_username(db.session, outside_name).id
+        target_id = store.accounts.user_by_username(db.session, target_name).id
+        outside_id = store.accounts.user_by_username(db.session, outside_name).id
 
     url = f"{server.url}/api/v1/users/{{}}/sessions"
     # A viewer may not; an admin may not reach an account outside its unit.

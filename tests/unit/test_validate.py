@@ -162,7 +162,7 @@ def test_a_fix_extends_into_a_stored_row_field_by_field():
     # The ingest path builds rows as PositionRow(person_id, device_id, *fix): the two named
     # tuples must keep their fields in the same order.
     from tracker.ingest.validate import Fix
-    from tracker.queries import PositionRow
+    from tracker.store.positions import PositionRow
 
     assert PositionRow._fields[2:] == Fix._fields
     ((_, fix),) = parse_batch({"positions": [one(accuracy=5, battery=0.5)]}, NOW, LIMITS)[0]

@@ -8,7 +8,7 @@ from flask import Blueprint, abort, jsonify, request
 from flask_login import current_user, login_required
 from werkzeug.exceptions import HTTPException
 
-from .. import queries
+from .. import store
 from ..auth import require_role
 from ..dispatch import service
 from ..extensions import db
@@ -34,7 +34,7 @@ def create():
 @login_required
 def index():
     """List the incidents in scope, newest first."""
-    rows = db.session.execute(queries.incidents_for(current_user).limit(200)).all()
+    rows = db.session.execute(store.incidents.incidents_for(current_user).limit(200)).all()
     return jsonify(
         incidents=[{**r._asdict(), "created_at": r.created_at.isoformat()} for r in rows]
     )
@@ -64,7 +64,7 @@ def candidates(incident_id: int):
     count = request.args.get("count", "10")
     if not count.isdigit() or not 1 <= int(count) <= 100:
         abort(400, description="count: must be a whole number from 1 to 100")
-    lat, lon = queries.incident_point(db.session, incident_id)
+    lat, lon = store.incidents.incident_point(db.session, incident_id)
     people = service.nearest(current_user, lat, lon, int(count), datetime.now(UTC))
     return jsonify(candidates=people)
 

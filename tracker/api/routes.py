@@ -12,7 +12,7 @@ from flask import Blueprint, Response, abort, jsonify, request
 from flask_login import current_user, login_required
 from werkzeug.exceptions import HTTPException
 
-from .. import queries
+from .. import store
 from ..auth import (
     check_password,
     end_all_sessions,
@@ -46,7 +46,7 @@ def login():
         abort(400, description="username, password: must be strings")
     if len(username) > 64 or len(password) > 1024:
         abort(400, description="username, password: at most 64 and 1024 characters")
-    user = queries.user_by_username(db.session, username)
+    user = store.accounts.user_by_username(db.session, username)
     if not check_password(user, password):
         log.info("failed login for %r", username)
         abort(401, description="username/password: wrong user name or password")
@@ -75,7 +75,7 @@ def logout():
 @require_role("admin")
 def end_user_sessions(user_id: int):
     """End every login of a staff account in the admin's scope (a lost laptop, a leaver)."""
-    target = queries.staff_account_in_scope(db.session, current_user, user_id)
+    target = store.accounts.staff_account_in_scope(db.session, current_user, user_id)
     if target is None:
         abort(404, description="user: not found")
     ended = end_all_sessions(target.id, "ended_by_admin")
@@ -118,7 +118,7 @@ def _parse_bbox() -> tuple[float, float, float, float] | None:
 
 def _visible_person_or_404(person_id: int) -> None:
     """Answer 404 for a person that does not exist or is outside the account's scope."""
-    if not queries.can_see_person(db.session, current_user, person_id):
+    if not store.scope.can_see_person(db.session, current_user, person_id):
         abort(404, description="person: not found")
 
 
@@ -136,7 +136,7 @@ def track(person_id: int):
             abort(400, description="simplify: must be a number of metres")
         if not 0 < simplify_m <= 10_000:
             abort(400, description="simplify: must be between 0 and 10000 metres")
-    result = queries.track(db.session, person_id, start, end, simplify_m)
+    result = store.tracks.track(db.session, person_id, start, end, simplify_m)
     geometry: dict[str, Any] | None = None
     if result.geometry_geojson is not None:
         geometry = json.loads(result.geometry_geojson)
@@ -162,7 +162,7 @@ def live():
     """Return each visible person's newest fix as a GeoJSON FeatureCollection."""
     bbox = _parse_bbox()
     now = datetime.now(UTC)
-    rows = db.session.execute(queries.latest_positions(current_user, bbox)).all()
+    rows = db.session.execute(store.latest.latest_positions(current_user, bbox)).all()
     return jsonify(
         type="FeatureCollection",
         features=[
@@ -207,7 +207,7 @@ def track_gpx(person_id: int):
     """Return a person's positions as a GPX 1.1 track."""
     _visible_person_or_404(person_id)
     start, end = _track_window()
-    points = db.session.execute(queries.track_points(person_id, start, end)).all()
+    points = db.session.execute(store.tracks.track_points(person_id, start, end)).all()
     body = tracks.write_gpx(f"person {person_id}", points)
     return Response(body, mimetype="application/gpx+xml", headers=_attachment(person_id, "gpx"))
 
@@ -218,7 +218,7 @@ def track_csv(person_id: int):
     """Return a person's positions as CSV (the columns import-track reads)."""
     _visible_person_or_404(person_id)
     start, end = _track_window()
-    points = db.session.execute(queries.track_points(person_id, start, end)).all()
+    points = db.session.execute(store.tracks.track_points(person_id, start, end)).all()
     return Response(
         tracks.write_csv(points), mimetype="text/csv", headers=_attachment(person_id, "csv")
     )
@@ -233,7 +233,7 @@ def _attachment(person_id: int, suffix: str) -> dict[str, str]:
 @login_required
 def units():
     """Return the units the account may see, with boundaries, as a GeoJSON FeatureCollection."""
-    rows = db.session.execute(queries.visible_units(current_user)).all()
+    rows = db.session.execute(store.scope.visible_units(current_user)).all()
     return jsonify(
         type="FeatureCollection",
         features=[

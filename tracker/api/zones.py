@@ -6,7 +6,7 @@ from flask import Blueprint, abort, jsonify, request
 from flask_login import current_user, login_required
 from werkzeug.exceptions import HTTPException
 
-from .. import queries
+from .. import store
 from ..auth import require_role
 from ..extensions import db
 from ..zones.importer import BoundaryImportError, import_units
@@ -41,7 +41,7 @@ def import_boundaries():
 @login_required
 def coverage():
     """Return every grid in scope with who is inside, assigned, and on duty inside."""
-    rows = db.session.execute(queries.coverage(current_user)).all()
+    rows = db.session.execute(store.zones.coverage(current_user)).all()
     return jsonify(grids=[row._asdict() for row in rows])
 
 
@@ -49,9 +49,9 @@ def coverage():
 @login_required
 def unit_people(unit_id: int):
     """Return the visible people inside a grid now or assigned to it, with counts."""
-    if not queries.unit_in_scope(db.session, current_user, unit_id):
+    if not store.scope.unit_in_scope(db.session, current_user, unit_id):
         abort(404, description="unit: not found")
-    rows = db.session.execute(queries.grid_people(current_user, unit_id)).all()
+    rows = db.session.execute(store.zones.grid_people(current_user, unit_id)).all()
     people = [{**row._asdict(), "ts": row.ts.isoformat() if row.ts else None} for row in rows]
     return jsonify(
         unit_id=unit_id,
@@ -70,11 +70,11 @@ def assign_patrol_unit(person_id: int):
     unit_id = body.get("unit_id") if isinstance(body, dict) else "missing"
     if unit_id is not None and (isinstance(unit_id, bool) or not isinstance(unit_id, int)):
         abort(400, description="unit_id: must be a unit id or null")
-    if not queries.can_see_person(db.session, current_user, person_id):
+    if not store.scope.can_see_person(db.session, current_user, person_id):
         abort(404, description="person: not found")
-    if unit_id is not None and not queries.unit_in_scope(db.session, current_user, unit_id):
+    if unit_id is not None and not store.scope.unit_in_scope(db.session, current_user, unit_id):
         abort(404, description="unit: not found")
-    queries.assign_patrol_unit(db.session, person_id, unit_id)
+    store.people.assign_patrol_unit(db.session, person_id, unit_id)
     db.session.commit()
     return jsonify(person_id=person_id, patrol_unit_id=unit_id)
 
@@ -93,7 +93,7 @@ def alerts():
     if not 1 <= limit <= 1000:
         abort(400, description="limit: must be between 1 and 1000")
     open_only = request.args.get("open") in {"1", "true"}
-    rows = db.session.execute(queries.alerts_for(current_user, kind, open_only, limit)).all()
+    rows = db.session.execute(store.alerts.alerts_for(current_user, kind, open_only, limit)).all()
     return jsonify(alerts=[_alert_json(row) for row in rows])
 
 
@@ -101,7 +101,7 @@ def alerts():
 @require_role("admin", "dispatcher")
 def acknowledge(alert_id: int):
     """Record that the current dispatcher has seen to an alert."""
-    if not queries.acknowledge_alert(db.session, current_user, alert_id):
+    if not store.alerts.acknowledge_alert(db.session, current_user, alert_id):
         db.session.rollback()
         abort(404, description="alert: not found or already acknowledged")
     db.session.commit()

@@ -9,12 +9,12 @@ from typing import Any
 
 from flask import current_app
 
-from .. import queries
+from .. import store
 from ..extensions import db
 from ..ingest.events import send_task
 from ..live.publish import publish_incident
 from ..models import Incident, User
-from ..queries import DeviceIdentity
+from ..store.devices import DeviceIdentity
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ def nearest(user: User, lat: float, lon: float, count: int, now: datetime) -> li
     """Return the `count` nearest on-duty, non-stale people in scope, geodesic distances."""
     fresh_since = now - timedelta(seconds=current_app.config["DISPATCH_MAX_AGE_S"])
     # A few more than asked: the index orders on the sphere, distances are on the spheroid.
-    stmt = queries.nearest_people(user, lat, lon, count * 2 + 10, fresh_since)
+    stmt = store.incidents.nearest_people(user, lat, lon, count * 2 + 10, fresh_since)
     rows = sorted(db.session.execute(stmt).all(), key=lambda r: r.distance_m)[:count]
     return [
         {
@@ -71,7 +71,7 @@ def create_incident(user: User, payload: Any) -> tuple[dict[str, Any], list[dict
     count = payload.get("count", current_app.config["DISPATCH_CANDIDATES"])
     if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 100:
         raise DispatchError("count: must be a whole number from 1 to 100")
-    incident = queries.add_incident(db.session, user, lat, lon, description.strip())
+    incident = store.incidents.add_incident(db.session, user, lat, lon, description.strip())
     db.session.commit()
     log.info("incident %d created by %s", incident.id, user.username)
     detail = incident_detail(incident.id)
@@ -81,7 +81,7 @@ def create_incident(user: User, payload: Any) -> tuple[dict[str, Any], list[dict
 
 def visible_incident(user: User, incident_id: int) -> Incident | None:
     """Return the incident if the account may see it."""
-    stmt = queries.incidents_for(user).where(Incident.id == incident_id)
+    stmt = store.incidents.incidents_for(user).where(Incident.id == incident_id)
     if db.session.execute(stmt).first() is None:
         return None
     return db.session.get(Incident, incident_id)
@@ -91,7 +91,7 @@ def incident_detail(incident_id: int) -> dict[str, Any]:
     """Return an incident with its tasks and history, JSON-ready."""
     incident = db.session.get(Incident, incident_id)
     assert incident is not None
-    lat, lon = queries.incident_point(db.session, incident_id)
+    lat, lon = store.incidents.incident_point(db.session, incident_id)
     return {
         "id": incident.id,
         "description": incident.description,
@@ -109,7 +109,7 @@ def incident_detail(incident_id: int) -> dict[str, Any]:
                 "assigned_at": t.assigned_at.isoformat(),
                 "distance_m": t.distance_m,
             }
-            for t in queries.incident_tasks(db.session, incident_id)
+            for t in store.incidents.incident_tasks(db.session, incident_id)
         ],
         "history": [
             {
@@ -119,7 +119,7 @@ def incident_detail(incident_id: int) -> dict[str, Any]:
                 "person_name": h.person_name,
                 "by": h.username,
             }
-            for h in queries.incident_history(db.session, incident_id)
+            for h in store.incidents.incident_history(db.session, incident_id)
         ],
     }
 
@@ -133,16 +133,18 @@ def assign(user: User, incident: Incident, person_ids: Any) -> dict[str, Any]:
     ):
         raise DispatchError("person_ids: must be a non-empty list of person ids")
     for person_id in person_ids:
-        if not queries.can_see_person(db.session, user, person_id):
+        if not store.scope.can_see_person(db.session, user, person_id):
             raise DispatchError(f"person_ids: person {person_id} is not in your scope")
-    lat, lon = queries.incident_point(db.session, incident.id)
+    lat, lon = store.incidents.incident_point(db.session, incident.id)
     distances = {
         row["person_id"]: row["distance_m"]
         for row in nearest(user, lat, lon, 100, datetime.now(UTC))
     }
     new_tasks = []
     for person_id in person_ids:
-        task = queries.add_task(db.session, incident, person_id, user, distances.get(person_id))
+        task = store.incidents.add_task(
+            db.session, incident, person_id, user, distances.get(person_id)
+        )
         if task is not None:
             new_tasks.append(task)
     db.session.commit()
@@ -157,7 +159,7 @@ def assign(user: User, incident: Incident, person_ids: Any) -> dict[str, Any]:
             "assigned_at": task.assigned_at.isoformat(),
             "status": task.status,
         }
-        for device_id in queries.active_devices(db.session, task.person_id):
+        for device_id in store.devices.active_devices(db.session, task.person_id):
             send_task(device_id, message)
     detail = incident_detail(incident.id)
     publish_incident(detail, incident.unit_id)
@@ -173,14 +175,14 @@ def update_task(device: DeviceIdentity, payload: Any) -> dict[str, Any]:
         return {"ok": False, "error": "id: must be a task id"}
     if status not in ("accepted", "done"):
         return {"ok": False, "error": "status: must be accepted or done"}
-    task = queries.person_task(db.session, device.person_id, task_id)
+    task = store.incidents.person_task(db.session, device.person_id, task_id)
     if task is None:
         db.session.rollback()
         return {"ok": False, "error": "id: no such task for this person"}
     if task.status == status or (task.status == "done" and status == "accepted"):
         db.session.rollback()
         return {"ok": True, "id": task_id, "status": task.status}  # a resend: already there
-    incident = queries.advance_task(db.session, task, status)
+    incident = store.incidents.advance_task(db.session, task, status)
     db.session.commit()
     log.info("task %d of person %d is now %s", task_id, device.person_id, status)
     publish_incident(incident_detail(incident.id), incident.unit_id)

@@ -11,10 +11,10 @@ from typing import Any
 from flask import Flask, current_app, request
 from flask_socketio import ConnectionRefusedError, Namespace, join_room
 
-from .. import queries
+from .. import store
 from ..cutoff import cutoff
 from ..extensions import db, socketio
-from ..queries import DeviceIdentity
+from ..store.devices import DeviceIdentity
 from . import service
 from .writer import StoreUnavailableError
 
@@ -92,7 +92,7 @@ def _device_event(handler: Callable[..., dict[str, Any]]) -> Callable[..., dict[
     def wrapper(self: DeviceNamespace, *args: Any) -> dict[str, Any]:
         sid = request.sid
         device = self.devices.get(sid)
-        if device is None or queries.inactive_devices(db.session, [device.device_id]):
+        if device is None or store.devices.inactive_devices(db.session, [device.device_id]):
             socketio.start_background_task(self._disconnect_later, sid)
             return REVOKED_ACK
         # Every event carries one payload; extra arguments are ignored, not a crash.
@@ -159,7 +159,7 @@ class DeviceNamespace(Namespace):
 
     def sweep_revoked(self) -> None:
         """Tell every connection of a device revoked since it connected, and close it."""
-        revoked = queries.inactive_devices(
+        revoked = store.devices.inactive_devices(
             db.session, {device.device_id for device in self.devices.values()}
         )
         for sid, device in list(self.devices.items()):

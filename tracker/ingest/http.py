@@ -22,7 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.datastructures import Authorization
 
 from .. import socket_json
-from ..queries import DeviceIdentity
+from ..store.devices import DeviceIdentity
 from . import clients, service
 from .writer import StoreUnavailableError
 

@@ -13,11 +13,12 @@ from flask import Flask, current_app
 from gevent.event import AsyncResult, Event
 from sqlalchemy.exc import SQLAlchemyError
 
-from .. import queries
+from .. import store
 from ..auth import hash_token
 from ..extensions import db
 from ..live.publish import publish_alert
-from ..queries import DeviceIdentity, PositionRow
+from ..store.devices import DeviceIdentity
+from ..store.positions import PositionRow
 from .validate import ItemError, Limits, PayloadError, Rejection, parse_batch, parse_recent_ts
 from .writer import StoreUnavailableError, WriteOutcome, writer
 
@@ -66,7 +67,7 @@ def store_positions(
             outcome = writer.submit(rows)
         else:
             # No commit will check the device: a revoked one must still learn it is.
-            revoked = bool(queries.inactive_devices(db.session, [device_id]))
+            revoked = bool(store.devices.inactive_devices(db.session, [device_id]))
             db.session.close()
             outcome = WriteOutcome(0, 0, revoked)
     except StoreUnavailableError as exc:
@@ -176,7 +177,7 @@ class TokenLookups:
                 continue
             try:
                 with self._app.app_context():
-                    found = queries.devices_by_token_hashes(db.session, list(batch))
+                    found = store.devices.devices_by_token_hashes(db.session, list(batch))
                     db.session.close()
             except SQLAlchemyError as exc:
                 log.warning("looking up %d device tokens failed: %s", len(batch), exc)
@@ -223,9 +224,9 @@ def set_duty(device: DeviceIdentity, payload: Any) -> dict[str, Any]:
         return {"ok": False, "error": "on: must be true or false"}
     try:
         if payload["on"]:
-            shift = queries.open_shift(db.session, device.person_id)
+            shift = store.people.open_shift(db.session, device.person_id)
         else:
-            shift = queries.close_shift(db.session, device.person_id)
+            shift = store.people.close_shift(db.session, device.person_id)
         db.session.commit()
     except SQLAlchemyError:
         db.session.rollback()
@@ -279,12 +280,12 @@ def raise_sos(device: DeviceIdentity, payload: Any) -> dict[str, Any]:
     except ItemError as exc:
         return {"ok": False, "error": str(exc)}
     note = (note or "").strip()[:MAX_SOS_NOTE_CHARS] or None
-    if queries.inactive_devices(db.session, [device.device_id]):
+    if store.devices.inactive_devices(db.session, [device.device_id]):
         # HTTP alarms come with a cached identity; an SOS is rare enough to ask each time.
         known_devices.forget(device.device_id)
         return {"ok": False, "error": "auth.token: this device has been revoked"}
     try:
-        alert, new = queries.insert_alert(
+        alert, new = store.alerts.insert_alert(
             db.session, device.person_id, device.device_id, "sos", ts, point, note
         )
         db.session.commit()

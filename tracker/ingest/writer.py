@@ -16,9 +16,9 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from .. import queries
+from .. import store
 from ..extensions import db
-from ..queries import PositionRow
+from ..store.positions import PositionRow
 
 log = logging.getLogger(__name__)
 
@@ -215,7 +215,7 @@ class GroupCommitWriter:
         self._ensure_partitions(unique_rows)
         started = time.perf_counter()
         try:
-            result = queries.store_positions(self._connection(), unique_rows)
+            result = store.positions.store_positions(self._connection(), unique_rows)
         except DBAPIError as exc:
             if _is_connection_error(exc):
                 self._drop_connection()
@@ -237,7 +237,7 @@ class GroupCommitWriter:
         def stored(row: PositionRow) -> bool:
             return (
                 row.device_id not in result.revoked_devices
-                and (row.device_id, queries.epoch_us(row.ts)) not in result.duplicates
+                and (row.device_id, store.positions.epoch_us(row.ts)) not in result.duplicates
             )
 
         # Credit each new row to the first submission that carried it; every other
@@ -285,7 +285,7 @@ class GroupCommitWriter:
         today = datetime.now(UTC).date()
         if not self._partition_days:
             with Session(db.engine) as session:
-                self._partition_days = queries.partition_days(session)
+                self._partition_days = store.positions.partition_days(session)
         first, last = (
             today - timedelta(days=self.days_back),
             today + timedelta(days=self.days_ahead),
@@ -302,7 +302,7 @@ class GroupCommitWriter:
             return
         with Session(db.engine) as session, session.begin():
             for day in missing:
-                if queries.ensure_partition(session, day):
+                if store.positions.ensure_partition(session, day):
                     log.info("created positions partition for %s", day)
         self._partition_days |= set(missing)
 

@@ -11,10 +11,10 @@ from typing import Any
 
 from flask import Flask
 
-from .. import queries
+from .. import store
 from ..extensions import db, socketio
 from ..ingest.writer import writer
-from ..queries import PositionRow
+from ..store.positions import PositionRow
 from . import publish
 from .rooms import ALL, unit_room
 
@@ -117,7 +117,7 @@ class LiveFeed:
         """Return the unit tree, re-read every UNIT_TREE_TTL_S or when a unit is new to it."""
         now = time.monotonic()
         if now - self._parents_read_at > UNIT_TREE_TTL_S or not unit_ids <= self._parents.keys():
-            self._parents = queries.unit_parents(db.session)
+            self._parents = store.scope.unit_parents(db.session)
             self._parents_read_at = now
         return self._parents
 
@@ -149,7 +149,7 @@ class LiveFeed:
             return 0
         assert self._app is not None
         with self._app.app_context():
-            people = queries.people_on_map(db.session, list(fresh))
+            people = store.latest.people_on_map(db.session, list(fresh))
             parents = self._unit_parents({p.unit_id for p in people if p.unit_id is not None})
             db.session.remove()
         by_room: dict[str, list[dict[str, Any]]] = defaultdict(list)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from .. import queries
+from .. import store
 from ..models import User
 
 ALL = "scope:all"
@@ -33,9 +33,9 @@ def rooms_for_unit(session: Session, unit_id: int | None) -> list[str]:
     """Return the rooms that may see people of a unit (None: people without a unit)."""
     if unit_id is None:
         return [ALL]
-    return [ALL, *(unit_room(uid) for uid in queries.unit_ancestors(session, unit_id))]
+    return [ALL, *(unit_room(uid) for uid in store.scope.unit_ancestors(session, unit_id))]
 
 
 def rooms_for_person(session: Session, person_id: int) -> list[str]:
     """Return the rooms that may see a person."""
-    return rooms_for_unit(session, queries.person_unit(session, person_id))
+    return rooms_for_unit(session, store.people.person_unit(session, person_id))

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from .. import queries
+from .. import store
 
 log = logging.getLogger(__name__)
 
@@ -264,14 +264,14 @@ def _store(
     geojson = json.dumps(feature.geometry)
     try:
         with session.begin_nested():
-            reason, area = queries.boundary_repair(session, geojson)
+            reason, area = store.zones.boundary_repair(session, geojson)
             if area <= 0:
                 why = f" ({reason})" if reason else ""
                 raise BoundaryImportError(
                     f"{feature.label}: geometry encloses no area{why}; ST_MakeValid would leave "
                     "no polygon of it"
                 )
-            return queries.upsert_unit(session, feature.name, feature.kind, parent_id, geojson)
+            return store.zones.upsert_unit(session, feature.name, feature.kind, parent_id, geojson)
     except DBAPIError as exc:
         problem = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
         raise BoundaryImportError(
@@ -297,7 +297,7 @@ def _resolve_parent(
                 f"{label}: properties.parent {parent!r} matches several units in the file"
             )
         return ids[0]
-    found = queries.units_named_or_numbered(session, parent)
+    found = store.scope.units_named_or_numbered(session, parent)
     if len(found) == 1:
         return found[0]
     if found:

@@ -11,11 +11,12 @@ import gevent
 from flask import Flask
 from gevent.event import Event
 
-from .. import queries
+from .. import store
 from ..extensions import db
 from ..ingest.writer import writer
 from ..live.publish import publish_alert
-from ..queries import AlertRow, PositionRow
+from ..store.alerts import AlertRow
+from ..store.positions import PositionRow
 from .rules import BatteryRule, ZoneRule, zone_alert
 
 log = logging.getLogger(__name__)
@@ -32,10 +33,10 @@ def evaluate_fixes(
         The alerts created.
     """
     session = db.session
-    queries.match_grids(session, person_ids)
-    queries.ensure_watch_states(session, person_ids)
+    store.zones.match_grids(session, person_ids)
+    store.zones.ensure_watch_states(session, person_ids)
     alerts: list[AlertRow] = []
-    for fact in queries.zone_facts(session, person_ids):
+    for fact in store.zones.zone_facts(session, person_ids):
         point = (fact.lat, fact.lon)
         states: dict[str, bool | None] = {}
         kinds: list[tuple[str, str | None]] = []
@@ -56,9 +57,9 @@ def evaluate_fixes(
             if low:
                 kinds.append(("low_battery", f"{fact.battery:.0%}"))
         if states:
-            queries.set_watch_state(session, fact.person_id, **states)
+            store.zones.set_watch_state(session, fact.person_id, **states)
         for kind, note in kinds:
-            alert, new = queries.insert_alert(
+            alert, new = store.alerts.insert_alert(
                 session, fact.person_id, fact.device_id, kind, fact.ts, point, note
             )
             if new:
@@ -79,17 +80,17 @@ def check_signals(now: datetime, lost_after: timedelta) -> list[AlertRow]:
         The alerts created.
     """
     session = db.session
-    if not queries.try_advisory_lock(session, "tracker_signal_check"):
+    if not store.zones.try_advisory_lock(session, "tracker_signal_check"):
         return []  # another process is checking right now
-    queries.clear_off_duty_flags(session)
-    silent = queries.silent_people(session, now - lost_after)
-    queries.ensure_watch_states(session, [row.person_id for row in silent])
+    store.zones.clear_off_duty_flags(session)
+    silent = store.zones.silent_people(session, now - lost_after)
+    store.zones.ensure_watch_states(session, [row.person_id for row in silent])
     alerts = []
     for row in silent:
-        queries.set_watch_state(session, row.person_id, signal_lost=True)
+        store.zones.set_watch_state(session, row.person_id, signal_lost=True)
         point = (row.lat, row.lon) if row.lat is not None else None
         minutes = (now - row.last_seen).total_seconds() / 60
-        alert, _ = queries.insert_alert(
+        alert, _ = store.alerts.insert_alert(
             session, row.person_id, None, "signal_lost", now, point, f"{minutes:.0f} min"
         )
         alerts.append(alert)

@@ -1,0 +1,152 @@
+"""Devices: token lookups for ingest, issuing and revoking."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import (
+    func,
+    select,
+    update,
+)
+from sqlalchemy.orm import Session
+
+from ..models import (
+    Device,
+    Person,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceIdentity:
+    """The device and person behind a token."""
+
+    device_id: int
+    person_id: int
+
+
+def device_by_token_hash(session: Session, token_hash: str) -> DeviceIdentity | None:
+    """Return the active device with this token hash, if any.
+
+    Args:
+        session: a session.
+        token_hash: the SHA-256 hex digest of the token.
+
+    Returns:
+        The device identity, or None for an unknown, revoked or inactive one.
+    """
+    row = session.execute(
+        select(Device.id, Device.person_id)
+        .join(Person, Person.id == Device.person_id)
+        .where(
+            Device.token_hash == token_hash,
+            Device.revoked_at.is_(None),
+            Person.active.is_(True),
+        )
+    ).first()
+    return DeviceIdentity(device_id=row.id, person_id=row.person_id) if row else None
+
+
+def devices_by_token_hashes(
+    session: Session, token_hashes: Sequence[str]
+) -> dict[str, DeviceIdentity]:
+    """Return the active devices of many token hashes at once.
+
+    Args:
+        session: a session.
+        token_hashes: SHA-256 hex digests of tokens.
+
+    Returns:
+        token hash -> device, for the hashes of active devices of active people only.
+    """
+    if not token_hashes:
+        return {}
+    rows = session.execute(
+        select(Device.token_hash, Device.id, Device.person_id)
+        .join(Person, Person.id == Device.person_id)
+        .where(
+            Device.token_hash.in_(sorted(set(token_hashes))),
+            Device.revoked_at.is_(None),
+            Person.active.is_(True),
+        )
+    ).all()
+    return {row.token_hash: DeviceIdentity(row.id, row.person_id) for row in rows}
+
+
+def inactive_devices(session: Session, device_ids: Iterable[int]) -> set[int]:
+    """Return those of the devices that may no longer send anything.
+
+    Args:
+        session: a session.
+        device_ids: devices with open connections.
+
+    Returns:
+        The ids of the devices that are revoked, gone, or whose person is deactivated.
+    """
+    wanted = set(device_ids)
+    if not wanted:
+        return set()
+    active = session.execute(
+        select(Device.id)
+        .join(Person, Person.id == Device.person_id)
+        .where(
+            Device.id.in_(sorted(wanted)),
+            Device.revoked_at.is_(None),
+            Person.active.is_(True),
+        )
+    ).scalars()
+    return wanted - set(active)
+
+
+def add_device(session: Session, person_id: int, label: str | None, token_hash: str) -> Device:
+    """Add a device with the hash of its freshly issued token."""
+    device = Device(person_id=person_id, label=label, token_hash=token_hash)
+    session.add(device)
+    session.flush()
+    return device
+
+
+def revoke_device(session: Session, device_id: int) -> bool:
+    """Revoke a device; return False if it does not exist or was already revoked."""
+    result = session.execute(
+        update(Device)
+        .where(Device.id == device_id, Device.revoked_at.is_(None))
+        .values(revoked_at=func.now())
+    )
+    return result.rowcount == 1
+
+
+IMPORT_DEVICE_LABEL = "track import"
+
+
+def import_device(session: Session, person_id: int, token_hash: str) -> int:
+    """Return the id of the person's device for imported tracks, creating it if needed.
+
+    Imported fixes are deduplicated by (device, ts) like live ones, so re-importing a file
+    stores nothing twice. The device's token is never shown: it cannot send live fixes.
+    """
+    device_id = session.execute(
+        select(Device.id).where(Device.person_id == person_id, Device.label == IMPORT_DEVICE_LABEL)
+    ).scalar()
+    if device_id is None:
+        device_id = add_device(session, person_id, IMPORT_DEVICE_LABEL, token_hash).id
+    return device_id
+
+
+def active_devices(session: Session, person_id: int) -> list[int]:
+    """Return the ids of a person's devices that are not revoked."""
+    return list(
+        session.execute(
+            select(Device.id).where(Device.person_id == person_id, Device.revoked_at.is_(None))
+        ).scalars()
+    )
+
+
+def revoke_labelled_devices(session: Session, person_ids: Sequence[int], label: str) -> None:
+    """Revoke the people's active devices that carry a label (e.g. the simulator's)."""
+    session.execute(
+        update(Device)
+        .where(Device.person_id.in_(person_ids), Device.label == label, Device.revoked_at.is_(None))
+        .values(revoked_at=func.now())
+    )

@@ -1,0 +1,312 @@
+"""Grids and zones: who is inside which grid, watch states for the alert rules, coverage,
+and boundary checks for imports.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    Select,
+    case,
+    func,
+    literal_column,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.orm import Session
+
+from ..models import (
+    LatestPosition,
+    Person,
+    Shift,
+    Unit,
+    User,
+    WatchState,
+)
+from .latest import _newest_lat_lon
+from .scope import in_scope, on_duty_clause, unit_subtree
+
+
+def match_grids(session: Session, person_ids: Sequence[int]) -> None:
+    """Set each person's latest_positions.grid_id to the grid that contains their fix.
+
+    Args:
+        session: a session; the caller commits.
+        person_ids: whose newest fixes changed.
+    """
+    lp = LatestPosition.__table__
+    grid = (
+        select(Unit.id)
+        .where(Unit.kind == "grid", func.ST_Covers(Unit.boundary, lp.c.geom))
+        # Nested or overlapping grids: the smallest one is the most specific.
+        .order_by(func.ST_Area(Unit.boundary))
+        .limit(1)
+        .scalar_subquery()
+    )
+    # Only rows whose grid changes are rewritten: most fixes stay in the same grid, and each
+    # rewrite of this hot table is a dead row for vacuum and a lock the writer may meet.
+    session.execute(
+        update(lp)
+        .where(lp.c.person_id.in_(sorted(set(person_ids))), lp.c.grid_id.is_distinct_from(grid))
+        .values(grid_id=grid)
+    )
+
+
+_ENSURE_WATCH_STATES = text(
+    """
+INSERT INTO watch_states (person_id)
+SELECT unnest(CAST(:person_ids AS integer[]))
+ON CONFLICT (person_id) DO NOTHING
+"""
+)
+
+
+def ensure_watch_states(session: Session, person_ids: Iterable[int]) -> None:
+    """Create missing watch_states rows so that they can be locked and updated."""
+    ids = sorted(set(person_ids))
+    if ids:
+        # One array parameter, so the statement is compiled once however many people come.
+        session.execute(_ENSURE_WATCH_STATES, {"person_ids": ids})
+
+
+def zone_facts(session: Session, person_ids: Sequence[int]) -> list[Any]:
+    """Return, per person, what the rules need: newest fix, zone distance, duty, states.
+
+    The watch_states rows are locked, so two processes never judge one person at once.
+
+    Args:
+        session: a session inside a transaction.
+        person_ids: the people to judge.
+
+    Returns:
+        Rows with person_id, device_id, ts, lat, lon, accuracy_m, battery, on_duty,
+        patrol_unit_id, signed_distance_m (negative inside; None without a zone), and the
+        watch state columns zone_inside, signal_lost, battery_low.
+    """
+    zone = Unit.__table__.alias("zone")
+    point_geog = func.geography(LatestPosition.geom)
+    signed = case(
+        (
+            func.ST_Covers(zone.c.boundary, LatestPosition.geom),
+            -func.ST_Distance(func.geography(func.ST_Boundary(zone.c.boundary)), point_geog),
+        ),
+        else_=func.ST_Distance(func.geography(zone.c.boundary), point_geog),
+    )
+    on_duty = on_duty_clause(Person.id)
+    stmt = (
+        select(
+            LatestPosition.person_id,
+            LatestPosition.device_id,
+            LatestPosition.ts,
+            *_newest_lat_lon(),
+            LatestPosition.accuracy_m,
+            LatestPosition.battery,
+            on_duty.label("on_duty"),
+            Person.patrol_unit_id,
+            case((zone.c.boundary.is_(None), None), else_=signed).label("signed_distance_m"),
+            WatchState.zone_inside,
+            WatchState.signal_lost,
+            WatchState.battery_low,
+        )
+        .join(Person, Person.id == LatestPosition.person_id)
+        .join(WatchState, WatchState.person_id == LatestPosition.person_id)
+        .outerjoin(zone, zone.c.id == Person.patrol_unit_id)
+        .where(LatestPosition.person_id.in_(sorted(set(person_ids))))
+        .with_for_update(of=WatchState)
+    )
+    return list(session.execute(stmt))
+
+
+def set_watch_state(session: Session, person_id: int, **states: bool | None) -> None:
+    """Record the rules' new conclusions about a person."""
+    session.execute(
+        update(WatchState)
+        .where(WatchState.person_id == person_id)
+        .values(**states, updated_at=func.now())
+    )
+
+
+def silent_people(session: Session, cutoff: datetime) -> list[Any]:
+    """Return on-duty people with no fix since `cutoff` who are not yet flagged silent.
+
+    A person who has not sent any fix since going on duty counts from the shift's start.
+
+    Args:
+        session: a session inside a transaction.
+        cutoff: the time before which the newest fix counts as lost.
+
+    Returns:
+        Rows with person_id, last_seen, lat and lon (None without any fix).
+    """
+    last_seen = func.coalesce(func.greatest(LatestPosition.ts, Shift.started_at), Shift.started_at)
+    stmt = (
+        select(
+            Shift.person_id,
+            last_seen.label("last_seen"),
+            *_newest_lat_lon(),
+        )
+        .outerjoin(LatestPosition, LatestPosition.person_id == Shift.person_id)
+        .outerjoin(WatchState, WatchState.person_id == Shift.person_id)
+        .where(
+            Shift.ended_at.is_(None),
+            last_seen < cutoff,
+            func.coalesce(WatchState.signal_lost, False).is_(False),
+        )
+    )
+    return list(session.execute(stmt))
+
+
+def clear_off_duty_flags(session: Session) -> None:
+    """Forget silence and zone conclusions of people who went off duty."""
+    open_shift = on_duty_clause(WatchState.person_id)
+    session.execute(
+        update(WatchState)
+        .where(~open_shift, (WatchState.signal_lost.is_(True)) | WatchState.zone_inside.isnot(None))
+        .values(signal_lost=False, zone_inside=None, updated_at=func.now())
+    )
+
+
+def coverage(user: User) -> Select[Any]:
+    """Return a select of every grid in scope: people inside now, assigned, on duty inside.
+
+    Args:
+        user: the staff account whose scope applies.
+
+    Returns:
+        A select() of rows: unit_id, name, inside, assigned, on_duty_inside.
+    """
+    on_duty = on_duty_clause(LatestPosition.person_id)
+    inside = (
+        select(func.count())
+        .where(LatestPosition.grid_id == Unit.id)
+        .correlate(Unit)
+        .scalar_subquery()
+    )
+    on_duty_inside = (
+        select(func.count())
+        .where(LatestPosition.grid_id == Unit.id, on_duty)
+        .correlate(Unit)
+        .scalar_subquery()
+    )
+    assigned = (
+        select(func.count())
+        .where(Person.patrol_unit_id == Unit.id, Person.active.is_(True))
+        .correlate(Unit)
+        .scalar_subquery()
+    )
+    stmt = select(
+        Unit.id.label("unit_id"),
+        Unit.name,
+        inside.label("inside"),
+        assigned.label("assigned"),
+        on_duty_inside.label("on_duty_inside"),
+    ).where(Unit.kind == "grid")
+    if user.role != "admin" and user.unit_id is not None:
+        stmt = stmt.where(Unit.id.in_(select(unit_subtree(user.unit_id).c.id)))
+    return stmt.order_by(Unit.id)
+
+
+def grid_people(user: User, unit_id: int) -> Select[Any]:
+    """Return a select of the visible people inside a grid now or assigned to it.
+
+    Args:
+        user: the staff account whose scope applies.
+        unit_id: the grid.
+
+    Returns:
+        A select() of rows: person_id, name, role, inside, assigned, on_duty, ts.
+    """
+    on_duty = on_duty_clause(Person.id)
+    return (
+        select(
+            Person.id.label("person_id"),
+            Person.name,
+            Person.role,
+            (LatestPosition.grid_id == unit_id).label("inside"),
+            (Person.patrol_unit_id == unit_id).label("assigned"),
+            on_duty.label("on_duty"),
+            LatestPosition.ts,
+        )
+        .outerjoin(LatestPosition, LatestPosition.person_id == Person.id)
+        .where(
+            (LatestPosition.grid_id == unit_id) | (Person.patrol_unit_id == unit_id),
+            in_scope(user, Person.id),
+        )
+        .order_by(Person.name)
+    )
+
+
+def upsert_unit(
+    session: Session, name: str, kind: str, parent_id: int | None, geojson: str
+) -> tuple[int, bool, str | None]:
+    """Create or update a unit by (parent, kind, name) with a boundary, repaired if invalid.
+
+    Args:
+        session: a session; the caller commits.
+        name: the unit's name.
+        kind: district, street, community or grid.
+        parent_id: the unit above, if any.
+        geojson: a Polygon or MultiPolygon geometry in GeoJSON, WGS-84.
+
+    Returns:
+        (unit id, created, why the geometry was invalid — None when it was valid).
+    """
+    geom = func.ST_SetSRID(func.ST_GeomFromGeoJSON(geojson), 4326)
+    reason = session.execute(
+        select(case((func.ST_IsValid(geom), None), else_=func.ST_IsValidReason(geom)))
+    ).scalar()
+    boundary = func.ST_Multi(func.ST_CollectionExtract(func.ST_MakeValid(geom), 3))
+    stmt = (
+        pg_insert(Unit)
+        .values(name=name, kind=kind, parent_id=parent_id, boundary=boundary)
+        .on_conflict_do_update(
+            index_elements=["parent_id", "kind", "name"], set_={"boundary": boundary}
+        )
+        .returning(Unit.id, literal_column("xmax = 0").label("created"))
+    )
+    row = session.execute(stmt).one()
+    return row.id, row.created, reason
+
+
+def try_advisory_lock(session: Session, name: str) -> bool:
+    """Take a transaction-scoped advisory lock by name, without waiting; return if taken."""
+    return bool(
+        session.execute(select(func.pg_try_advisory_xact_lock(func.hashtext(name)))).scalar()
+    )
+
+
+def grid_boundaries(session: Session, under_unit_id: int | None) -> list[Any]:
+    """Return (id, name, geojson) of the grids with a boundary, optionally under a unit."""
+    stmt = select(Unit.id, Unit.name, func.ST_AsGeoJSON(Unit.boundary).label("geojson")).where(
+        Unit.kind == "grid", Unit.boundary.isnot(None)
+    )
+    if under_unit_id is not None:
+        stmt = stmt.where(Unit.id.in_(select(unit_subtree(under_unit_id).c.id)))
+    return list(session.execute(stmt.order_by(Unit.id)))
+
+
+def boundary_repair(session: Session, geojson: str) -> tuple[str | None, float]:
+    """Return why a boundary is invalid and the area of the polygons ST_MakeValid keeps of it.
+
+    Args:
+        session: a session.
+        geojson: a Polygon or MultiPolygon geometry in GeoJSON, WGS-84.
+
+    Returns:
+        (why the geometry is invalid — None when it is valid, the area in square degrees of
+        its polygons after repair — 0 when the repair leaves a line, a point or nothing).
+    """
+    geom = func.ST_SetSRID(func.ST_GeomFromGeoJSON(geojson), 4326)
+    kept = func.ST_CollectionExtract(func.ST_MakeValid(geom), 3)
+    row = session.execute(
+        select(
+            case((func.ST_IsValid(geom), None), else_=func.ST_IsValidReason(geom)),
+            func.coalesce(func.ST_Area(kept), 0.0),
+        )
+    ).one()
+    return row[0], float(row[1])
