@@ -164,6 +164,18 @@ class Config:
     # Dispatch: how many nearest people to propose, and when a fix is too old to count.
     DISPATCH_CANDIDATES = _int("DISPATCH_CANDIDATES", 10)
     DISPATCH_MAX_AGE_S = _float("DISPATCH_MAX_AGE_S", 600.0)
+    # Closed-loop incidents (docs/incidents.md): a task no phone acknowledged within this
+    # raises a `task_undelivered` alert; a shift with no fix and no connection for this long
+    # is closed (`silent`).
+    TASK_DELIVERY_ALERT_S = _float("TASK_DELIVERY_ALERT_S", 120.0)
+    SHIFT_IDLE_CLOSE_S = _float("SHIFT_IDLE_CLOSE_S", 1800.0)
+    # Event reports: categories (JSON list of {"id", "zh", "en"}; empty = the defaults in
+    # tracker/dispatch/categories.py), and the photos' folder and limits.
+    INCIDENT_CATEGORIES = os.environ.get("INCIDENT_CATEGORIES", "")
+    PHOTO_DIR = Path(os.environ.get("PHOTO_DIR", VAR_DIR / "photos"))
+    PHOTO_MAX_BYTES = _int("PHOTO_MAX_BYTES", 5 * 1024 * 1024)
+    PHOTO_MAX_PIXELS = _int("PHOTO_MAX_PIXELS", 40_000_000)
+    REPORT_MAX_PHOTOS = 5
 
     def __init__(self) -> None:
         self.SECRET_KEY = _secret_key()

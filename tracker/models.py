@@ -91,6 +91,11 @@ class Device(db.Model):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     last_seen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # What last reported with this token: `webapp` (our phone app, which receives tasks
+    # over its socket) or a GPS app (`osmand`, `owntracks`, `overland`, `api`), which cannot.
+    client: Mapped[str | None] = mapped_column(String(16))
+    # The last time a socket of this device was connected (refreshed while it stays).
+    last_socket_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (Index("ix_devices_person_id", "person_id"),)
 
@@ -176,6 +181,9 @@ class Shift(db.Model):
     person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"))
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Why it ended: `phone` (off duty on the phone), `revoked`, `deactivated`, `silent`
+    # (no fix and no connection for SHIFT_IDLE_CLOSE_S); NULL while open.
+    end_reason: Mapped[str | None] = mapped_column(String(32))
 
     __table_args__ = (
         Index("ix_shifts_person_started", "person_id", "started_at"),
@@ -270,7 +278,7 @@ class Alert(db.Model):
     __table_args__ = (
         CheckConstraint(
             "kind IN ('sos', 'zone_exit', 'zone_enter', 'signal_lost', 'signal_back', "
-            "'low_battery')",
+            "'low_battery', 'task_undelivered')",
             name="ck_alerts_kind",
         ),
         # A phone resends an SOS until it is acknowledged; the resend must not add a row.
@@ -299,7 +307,13 @@ INCIDENT_STATUSES = ("open", "assigned", "accepted", "done", "cancelled")
 
 
 class Incident(db.Model):
-    """Something that happened at a point, to which dispatchers send people."""
+    """Something that happened at a point, to which dispatchers send people.
+
+    The loop: `open` (nobody sent) → `assigned` → `accepted` → `done` (every task that was
+    not cancelled or declined is done) → `handled` (处置完毕, the dispatcher's word) →
+    `closed` (核查, verified). A handled or closed incident can be reopened; `cancelled`
+    ends it without handling.
+    """
 
     __tablename__ = "incidents"
 
@@ -307,52 +321,104 @@ class Incident(db.Model):
     geom: Mapped[WKBElement] = mapped_column(Geometry("POINT", srid=4326, spatial_index=False))
     description: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16), server_default=text("'open'"))
-    # The creating dispatcher's unit: staff see incidents of their unit and the units below.
+    category: Mapped[str | None] = mapped_column(String(32))
+    # The creating dispatcher's unit, or the reporter's: staff see incidents of their unit
+    # and the units below.
     unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id", ondelete="SET NULL"))
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    # Reported from a phone (事件上报): by whom, and the phone's own id of the report, so that
+    # a resent report finds the incident it already made.
+    reported_by: Mapped[int | None] = mapped_column(ForeignKey("people.id", ondelete="SET NULL"))
+    report_key: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    handled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (
         CheckConstraint(
-            "status IN ('open', 'assigned', 'accepted', 'done', 'cancelled')",
+            "status IN ('open', 'assigned', 'accepted', 'done', 'handled', 'closed', 'cancelled')",
             name="ck_incidents_status",
         ),
+        UniqueConstraint("reported_by", "report_key", name="uq_incidents_reported_by_key"),
         Index("ix_incidents_created_at", "created_at"),
+        Index("ix_incidents_status", "status", "created_at"),
     )
 
 
 class Task(db.Model):
-    """One person sent to one incident, and how far they have got."""
+    """One person sent to one incident, and how far they have got.
+
+    `sent` until a phone of the person acknowledges it (`delivered`); then `accepted` or
+    `declined`, and `done`. The dispatcher may cancel it at any point before `done`. Each
+    step keeps its time: the reports compute response times from them.
+    """
 
     __tablename__ = "tasks"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"))
     person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"))
-    status: Mapped[str] = mapped_column(String(16), server_default=text("'assigned'"))
+    status: Mapped[str] = mapped_column(String(16), server_default=text("'sent'"))
     assigned_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     assigned_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()
     )
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    accepted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    declined_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    done_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     distance_m: Mapped[float | None] = mapped_column(REAL)
+    note: Mapped[str | None] = mapped_column(Text)
+    # The dispatcher has been alerted that no phone took this task in time (once).
+    undelivered_alerted: Mapped[bool] = mapped_column(server_default=text("false"))
 
     __table_args__ = (
-        CheckConstraint("status IN ('assigned', 'accepted', 'done')", name="ck_tasks_status"),
+        CheckConstraint(
+            "status IN ('sent', 'delivered', 'accepted', 'declined', 'done', 'cancelled')",
+            name="ck_tasks_status",
+        ),
         UniqueConstraint("incident_id", "person_id", name="uq_tasks_incident_person"),
         Index("ix_tasks_person_id", "person_id"),
+        Index(
+            "ix_tasks_undelivered",
+            "assigned_at",
+            postgresql_where=text("status = 'sent' AND NOT undelivered_alerted"),
+        ),
     )
 
 
 class IncidentEvent(db.Model):
-    """One step in an incident's history: created, assigned, accepted, done."""
+    """One step in an incident's history: who did what, when, to which task, with a note."""
 
     __tablename__ = "incident_events"
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"))
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
-    kind: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(32))
     person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id", ondelete="SET NULL"))
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    task_id: Mapped[int | None] = mapped_column(ForeignKey("tasks.id", ondelete="SET NULL"))
+    note: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (Index("ix_incident_events_incident", "incident_id", "at"),)
+
+
+class IncidentPhoto(db.Model):
+    """A photo of an incident; the file is stored under its SHA-256 (see tracker.media)."""
+
+    __tablename__ = "incident_photos"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"))
+    sha256: Mapped[str] = mapped_column(String(64))
+    content_type: Mapped[str] = mapped_column(String(32))
+    bytes: Mapped[int] = mapped_column(Integer)
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    __table_args__ = (
+        UniqueConstraint("incident_id", "sha256", name="uq_incident_photos_incident_sha256"),
+    )
