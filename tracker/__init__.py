@@ -8,16 +8,18 @@ from typing import Any
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import auth, cli, logredact, socket_json
+from . import auth, cli, logredact, media, socket_json
 from .api.incidents import bp as incidents_api_bp
+from .api.reports import bp as reports_api_bp
 from .api.routes import bp as api_bp
 from .api.zones import bp as zones_api_bp
 from .config import PROJECT_ROOT, Config, database_connect_args
 from .cutoff import cutoff
+from .dispatch.watcher import dispatch_watcher
 from .extensions import babel, db, login, migrate, socketio
 from .ingest.events import DeviceNamespace, register_positions_handler
 from .ingest.http import IngestEndpoints
-from .ingest.service import token_lookups
+from .ingest.service import device_clients, token_lookups
 from .ingest.writer import writer
 from .live.events import LiveNamespace
 from .live.feed import feed
@@ -93,6 +95,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         **_message_queue(app.config["SOCKETIO_MESSAGE_QUEUE"]),
     )
     security.init_app(app)
+    media.init_app(app)
     if hops := app.config["PROXY_HOPS"]:
         # Outermost, so that Engine.IO's same-origin check also sees the client's scheme
         # and host as nginx received them.
@@ -103,13 +106,16 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.wsgi_app = IngestEndpoints(app, app.wsgi_app)  # type: ignore[method-assign]
     writer.init_app(app)
     token_lookups.init_app(app)
+    device_clients.init_app(app)
     cutoff.init_app(app)
     watcher.init_app(app)
+    dispatch_watcher.init_app(app)
     feed.init_app(app)
 
     app.register_blueprint(api_bp)
     app.register_blueprint(zones_api_bp)
     app.register_blueprint(incidents_api_bp)
+    app.register_blueprint(reports_api_bp)
     app.register_blueprint(phone_bp)
     app.register_blueprint(staff_bp)
     device_namespace = DeviceNamespace("/device")

@@ -222,7 +222,7 @@ def init_app(app: Flask) -> None:
 
     @app.before_request
     def refuse_cross_site() -> None:
-        if request.method not in UNSAFE_METHODS:
+        if request.method not in UNSAFE_METHODS or request.endpoint in DEVICE_TOKEN_ENDPOINTS:
             return
         if request.endpoint != "api.login" and not current_user.is_authenticated:
             return
@@ -231,6 +231,12 @@ def init_app(app: Flask) -> None:
             abort(403, description="origin: cross-site request refused")
         if request.method in {"POST", "PUT", "PATCH"} and not request.is_json:
             abort(415, description="content-type: must be application/json")
+
+
+# Authenticated by a device token in the Authorization header and never by the staff
+# cookie, which another site cannot make a browser send; a phone app in a browser that is
+# also logged in to the command centre sends the cookie along and must not be refused.
+DEVICE_TOKEN_ENDPOINTS = frozenset({"reports_api.create_report"})
 
 
 def require_role(*roles: str) -> Callable[[F], F]:

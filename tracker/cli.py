@@ -22,11 +22,11 @@ from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from . import store
+from . import roster, store
 from .auth import hash_password, hash_token, new_device_token
-from .extensions import db, socketio
+from .extensions import db
 from .geo import GeometryError, boundary_from_geojson
-from .ingest.events import NAMESPACE, REVOKED_ACK, device_room
+from .messages import Message, UserError, environment_translations, joined
 from .models import STAFF_ROLES, Device, Person, Unit
 from .zones.importer import (
     UNIT_NAME_MAX_CHARS,
@@ -52,15 +52,28 @@ DEVICE_LABEL_MAX_CHARS = 100
 USERNAME_MAX_CHARS = 64  # users.username is varchar(64)
 PHONE_PATTERN = re.compile(r"[0-9+\- ]{1,32}")  # people.phone is varchar(32)
 PASSWORD_MIN_CHARS = 8
-TEXT_ENCODING_HINT = "save it as UTF-8"
+TEXT_ENCODING_HINT = Message("save it as UTF-8")
 
 
-class InputError(click.ClickException):
-    """A value breaks a rule: printed as one line `Error: ARGUMENT: rule`, exit status 1."""
+class InputError(UserError, click.ClickException):
+    """A value breaks a rule: printed as one line `Error: ARGUMENT: rule`, exit status 1.
 
-    def __init__(self, argument: str, rule: str) -> None:
-        """Name the argument (`--name`, `PERSON_ID`) and the rule it breaks."""
-        super().__init__(f"{argument}: {rule}")
+    The line is in Chinese when the operator's environment asks for it (LC_ALL, LC_MESSAGES
+    or LANG starting with zh); str() is English.
+    """
+
+    def __init__(self, argument: str, rule: str | Message | UserError, /, **params: Any) -> None:
+        """Name the argument (`--name`, `PERSON_ID`) and the rule: a msgid template and params."""
+        if isinstance(rule, str):
+            rule = Message(rule, **params)
+        # Extraction does not see this call: the msgid is in the catalogues by hand.
+        UserError.__init__(self, "%(argument)s: %(rule)s", argument=argument, rule=rule)
+        click.ClickException.__init__(self, str(self))
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        """Print the error (click calls this) in the language of the operator's environment."""
+        text = Message("Error: %(problem)s", problem=self).localized(environment_translations())
+        click.echo(text, file=file, err=file is None, color=self.show_color)
 
 
 def _text(value: str, argument: str, max_chars: int) -> str:
@@ -74,13 +87,13 @@ def _text(value: str, argument: str, max_chars: int) -> str:
 def _check_unit(unit_id: int | None, argument: str) -> None:
     """Refuse a unit id that does not exist, naming the argument it came from."""
     if unit_id is not None and db.session.get(Unit, unit_id) is None:
-        raise InputError(argument, f"no unit with id {unit_id}")
+        raise InputError(argument, "no unit with id %(unit_id)s", unit_id=unit_id)
 
 
 def _check_person(person_id: int) -> None:
     """Refuse a person id that does not exist."""
     if db.session.get(Person, person_id) is None:
-        raise InputError("PERSON_ID", f"no person with id {person_id}")
+        raise InputError("PERSON_ID", "no person with id %(person_id)s", person_id=person_id)
 
 
 def _read_json(file: IO[str], argument: str) -> Any:
@@ -90,12 +103,18 @@ def _read_json(file: IO[str], argument: str) -> Any:
         return json.load(file)
     except UnicodeDecodeError as exc:
         raise InputError(
-            argument, f"{name}: not UTF-8 text (byte offset {exc.start}); {TEXT_ENCODING_HINT}"
+            argument,
+            "%(file)s: not UTF-8 text (byte offset %(offset)s); %(hint)s",
+            file=name,
+            offset=exc.start,
+            hint=TEXT_ENCODING_HINT,
         ) from None
     except RecursionError:
-        raise InputError(argument, f"{name}: nested too deeply to be GeoJSON") from None
+        raise InputError(argument, "%(file)s: nested too deeply to be GeoJSON", file=name) from None
     except ValueError as exc:
-        raise InputError(argument, f"{name}: not valid JSON ({exc})") from None
+        raise InputError(
+            argument, "%(file)s: not valid JSON (%(detail)s)", file=name, detail=exc
+        ) from None
 
 
 def _read_boundary(file: IO[str]) -> str:
@@ -105,9 +124,9 @@ def _read_boundary(file: IO[str]) -> str:
     try:
         geom, repaired = boundary_from_geojson(single_geometry(name, doc))
     except BoundaryImportError as exc:
-        raise InputError("--boundary", str(exc)) from None
+        raise InputError("--boundary", exc) from None
     except GeometryError as exc:
-        raise InputError("--boundary", f"{name}: {exc}") from None
+        raise InputError("--boundary", "%(file)s: %(problem)s", file=name, problem=exc) from None
     if repaired:
         click.echo("boundary was invalid and has been repaired", err=True)
     return geom.wkt
@@ -131,10 +150,21 @@ def add_unit(name: str, kind: str, parent_id: int | None, boundary: IO[str] | No
         db.session.rollback()
         if getattr(exc.orig.diag, "constraint_name", None) != "ux_units_parent_kind_name":
             raise
-        where = f"under unit {parent_id}" if parent_id is not None else "without a parent"
+        if parent_id is None:
+            raise InputError(
+                "NAME",
+                "a %(kind)s named %(name)r already exists without a parent "
+                "(`units import` updates boundaries)",
+                kind=kind,
+                name=name,
+            ) from None
         raise InputError(
             "NAME",
-            f"a {kind} named {name!r} already exists {where} (`units import` updates boundaries)",
+            "a %(kind)s named %(name)r already exists under unit %(parent_id)s "
+            "(`units import` updates boundaries)",
+            kind=kind,
+            name=name,
+            parent_id=parent_id,
         ) from None
     db.session.commit()
     click.echo(unit.id)
@@ -152,7 +182,9 @@ def import_units_command(geojson: IO[str]) -> None:
     except BoundaryImportError as exc:
         db.session.rollback()
         name = Path(geojson.name).name
-        raise InputError("GEOJSON", f"{name}: nothing imported: {exc}") from None
+        raise InputError(
+            "GEOJSON", "%(file)s: nothing imported: %(error)s", file=name, error=exc
+        ) from None
     db.session.commit()
     click.echo(f"{len(report.created)} units created, {len(report.updated)} updated")
     for line in report.repaired:
@@ -181,7 +213,9 @@ def add_person(name: str, role: str, unit_id: int | None, phone: str | None) -> 
     name = _text(name, "--name", PERSON_NAME_MAX_CHARS)
     roles = current_app.config["PERSON_ROLES"]
     if role not in roles:
-        raise InputError("--role", f"must be one of {', '.join(roles)}, got {role!r}")
+        raise InputError(
+            "--role", "must be one of %(roles)s, got %(role)r", roles=", ".join(roles), role=role
+        )
     _check_unit(unit_id, "--unit")
     if phone is not None:
         phone = phone.strip()
@@ -203,7 +237,7 @@ def issue_device(person_id: int, label: str | None) -> None:
     if label is not None:
         label = _text(label, "--label", DEVICE_LABEL_MAX_CHARS)
         if label == store.devices.IMPORT_DEVICE_LABEL:
-            raise InputError("--label", f"{label!r} is reserved for imported tracks")
+            raise InputError("--label", "%(label)r is reserved for imported tracks", label=label)
     token = new_device_token()
     device = store.devices.add_device(db.session, person_id, label, hash_token(token))
     db.session.commit()
@@ -231,18 +265,37 @@ def _terminal_qr(text: str) -> str:
 @devices_cli.command("revoke")
 @click.argument("device_id", type=int)
 def revoke_device(device_id: int) -> None:
-    """Revoke a device: its token stops working at once."""
+    """Revoke a device: its token stops working at once; the last phone ends the shift."""
     device = db.session.get(Device, device_id)
     if device is None:
-        raise InputError("DEVICE_ID", f"no device with id {device_id}")
-    if not store.devices.revoke_device(db.session, device_id):
-        db.session.rollback()
-        raise InputError("DEVICE_ID", f"device {device_id} is already revoked")
-    db.session.commit()
-    # Every process closes the device's sockets within CUTOFF_INTERVAL_S by itself; with
-    # Redis the phones also hear it at once through the message queue.
-    socketio.emit("revoked", REVOKED_ACK, namespace=NAMESPACE, to=device_room(device_id))
+        raise InputError("DEVICE_ID", "no device with id %(device_id)s", device_id=device_id)
+    if not roster.revoke_device(device):
+        raise InputError(
+            "DEVICE_ID", "device %(device_id)s is already revoked", device_id=device_id
+        )
     click.echo(f"device {device_id} revoked")
+
+
+@people_cli.command("deactivate")
+@click.argument("person_id", type=int)
+def deactivate_person(person_id: int) -> None:
+    """Deactivate a person: their phones are refused and their shift ends."""
+    _check_person(person_id)
+    if not roster.set_person_active(person_id, False):
+        raise InputError(
+            "PERSON_ID", "person %(person_id)s is already inactive", person_id=person_id
+        )
+    click.echo(f"person {person_id} deactivated")
+
+
+@people_cli.command("reactivate")
+@click.argument("person_id", type=int)
+def reactivate_person(person_id: int) -> None:
+    """Reactivate a person; their devices that were not revoked work again."""
+    _check_person(person_id)
+    if not roster.set_person_active(person_id, True):
+        raise InputError("PERSON_ID", "person %(person_id)s is already active", person_id=person_id)
+    click.echo(f"person {person_id} reactivated")
 
 
 def _read_password(password_stdin: bool) -> str:
@@ -252,7 +305,11 @@ def _read_password(password_stdin: bool) -> str:
     else:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     if len(password) < PASSWORD_MIN_CHARS:
-        raise InputError("password", f"must be at least {PASSWORD_MIN_CHARS} characters")
+        raise InputError(
+            "password",
+            "must be at least %(min_chars)s characters",
+            min_chars=PASSWORD_MIN_CHARS,
+        )
     return password
 
 
@@ -267,12 +324,15 @@ def add_user(username: str, role: str, unit_id: int | None, password_stdin: bool
         raise InputError("USERNAME", "must not be empty")
     if len(username) > USERNAME_MAX_CHARS:
         raise InputError(
-            "USERNAME", f"must be at most {USERNAME_MAX_CHARS} characters, got {len(username)}"
+            "USERNAME",
+            "must be at most %(max_chars)s characters, got %(count)s",
+            max_chars=USERNAME_MAX_CHARS,
+            count=len(username),
         )
     if any(c.isspace() or not c.isprintable() for c in username):
         raise InputError("USERNAME", "must not contain spaces or control characters")
     _check_unit(unit_id, "--unit")
-    exists = f"a staff account named {username!r} already exists"
+    exists = Message("a staff account named %(username)r already exists", username=username)
     if store.accounts.user_by_username(db.session, username) is not None:
         raise InputError("USERNAME", exists)
     password = _read_password(password_stdin)
@@ -301,7 +361,7 @@ def _staff_account(username: str) -> Any:
     """Return the staff account named `username`, or fail naming the argument."""
     user = store.accounts.user_by_username(db.session, username)
     if user is None:
-        raise InputError("USERNAME", f"no staff account named {username!r}")
+        raise InputError("USERNAME", "no staff account named %(username)r", username=username)
     return user
 
 
@@ -463,17 +523,24 @@ def seed_demo() -> None:
     click.echo(f"command-centre login: admin / {password}   (shown only now)")
 
 
-def _track_text_problem(raw: bytes) -> str | None:
+def _track_text_problem(raw: bytes) -> Message | None:
     """Return why a track file's bytes are not UTF-8 text, or None if they are."""
     if b"\0" in raw:
         offset = raw.index(b"\0")
         line = raw.count(b"\n", 0, offset) + 1
-        return f"binary content (a NUL byte on line {line}): not a UTF-8 text track file"
+        return Message(
+            "binary content (a NUL byte on line %(line)s): not a UTF-8 text track file", line=line
+        )
     try:
         raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = raw.count(b"\n", 0, exc.start) + 1
-        return f"not UTF-8 text (byte 0x{raw[exc.start]:02x} on line {line}); {TEXT_ENCODING_HINT}"
+        return Message(
+            "not UTF-8 text (byte 0x%(byte)02x on line %(line)s); %(hint)s",
+            byte=raw[exc.start],
+            line=line,
+            hint=TEXT_ENCODING_HINT,
+        )
     return None
 
 
@@ -488,25 +555,27 @@ def _csv_error_line(text: str) -> int:
     return reader.line_num
 
 
-def _geojson_track_problem(text: str) -> str:
+def _geojson_track_problem(text: str) -> Message:
     """Return the first feature of a GeoJSON track that the reader cannot take, named."""
     doc = json.loads(text)  # the reader has decoded it once already
     features = doc.get("features") if isinstance(doc, dict) else None
     if not isinstance(features, list):
-        return "geojson: features must be a list of Point features"
+        return Message("geojson: features must be a list of Point features")
     for index, feature in enumerate(features):
-        where = f"geojson: features[{index}]"
         if not isinstance(feature, dict):
-            return f"{where} must be a Feature"
+            return Message("geojson: features[%(index)s] must be a Feature", index=index)
         geometry, props = feature.get("geometry"), feature.get("properties")
         if props is not None and not isinstance(props, dict):
-            return f"{where}.properties must be an object"
+            return Message("geojson: features[%(index)s].properties must be an object", index=index)
         if not isinstance(geometry, dict):
-            return f"{where}.geometry must be a Point"
+            return Message("geojson: features[%(index)s].geometry must be a Point", index=index)
         coordinates = geometry.get("coordinates")
         if not isinstance(coordinates, list) or len(coordinates) < 2:
-            return f"{where}.geometry.coordinates must be [lon, lat]"
-    return "geojson: a feature is malformed"
+            return Message(
+                "geojson: features[%(index)s].geometry.coordinates must be [lon, lat]",
+                index=index,
+            )
+    return Message("geojson: a feature is malformed")
 
 
 def _read_track_file(path: Path, argument: str) -> list[dict[str, Any]]:
@@ -515,40 +584,58 @@ def _read_track_file(path: Path, argument: str) -> list[dict[str, Any]]:
 
     raw = path.read_bytes()
     if problem := _track_text_problem(raw):
-        raise InputError(argument, f"{path.name}: {problem}")
+        raise InputError(argument, "%(file)s: %(problem)s", file=path.name, problem=problem)
     try:
         items = read_track(path)
     except TrackFileError as exc:
         message = str(exc).removeprefix(f"{path.name}: ")
-        raise InputError(argument, f"{path.name}: {message}") from None
+        raise InputError(
+            argument, "%(file)s: %(problem)s", file=path.name, problem=message
+        ) from None
     except csv.Error as exc:
         text = raw.decode("utf-8-sig")
         raise InputError(
-            argument, f"{path.name}: csv: line {_csv_error_line(text)}: {exc}"
+            argument,
+            "%(file)s: csv: line %(line)s: %(detail)s",
+            file=path.name,
+            line=_csv_error_line(text),
+            detail=exc,
         ) from None
     except RecursionError:
-        raise InputError(argument, f"{path.name}: nested too deeply to be a track") from None
+        raise InputError(
+            argument, "%(file)s: nested too deeply to be a track", file=path.name
+        ) from None
     except (KeyError, TypeError, AttributeError, IndexError, ValueError) as exc:
         # tracks.py trips over content it does not expect; for GeoJSON, say which feature.
         if path.suffix.lower() in {".geojson", ".json"}:
             problem = _geojson_track_problem(raw.decode("utf-8-sig"))
         else:
-            problem = f"unreadable ({type(exc).__name__}: {exc})"
-        raise InputError(argument, f"{path.name}: {problem}") from None
+            problem = Message(
+                "unreadable (%(error_type)s: %(detail)s)",
+                error_type=type(exc).__name__,
+                detail=exc,
+            )
+        raise InputError(
+            argument, "%(file)s: %(problem)s", file=path.name, problem=problem
+        ) from None
     if not items:
-        raise InputError(argument, f"{path.name}: no points with positions")
+        raise InputError(argument, "%(file)s: no points with positions", file=path.name)
     return items
 
 
-def _point_locator(path: Path, raw_text: str) -> Callable[[int], str]:
+def _point_locator(path: Path, raw_text: str) -> Callable[[int], Message | str]:
     """Return a function that names the place in the file of the item at an index."""
     if path.suffix.lower() == ".csv":
         reader = csv.DictReader(io.StringIO(raw_text))
         lines = [reader.line_num for _ in reader]
-        return lambda index: f"line {lines[index]}" if index < len(lines) else f"row {index + 1}"
+        return lambda index: (
+            Message("line %(line)s", line=lines[index])
+            if index < len(lines)
+            else Message("row %(row)s", row=index + 1)
+        )
     if path.suffix.lower() in {".geojson", ".json"}:
         return lambda index: f"features[{index}]"
-    return lambda index: f"point {index + 1}"
+    return lambda index: Message("point %(number)s", number=index + 1)
 
 
 @click.command("import-track")
@@ -567,7 +654,7 @@ def import_track(person_id: int, path: Path) -> None:
     items = _read_track_file(path, "PATH")
     limits = Limits(max_items=len(items), max_age=None, earliest=IMPORT_EARLIEST)
     fixes, rejections = parse_batch({"positions": items}, datetime.now(UTC), limits)
-    reasons: list[str] = []
+    reasons: list[Message] = []
     if rejections:
         locate = _point_locator(path, path.read_text(encoding="utf-8-sig"))
         first: dict[str, int] = {}
@@ -575,17 +662,29 @@ def import_track(person_id: int, path: Path) -> None:
             first.setdefault(rejection.error, rejection.index)
         counts = Counter(r.error for r in rejections)
         reasons = [
-            f"rejected {count} × {reason} (first at {locate(first[reason])})"
+            Message(
+                "rejected %(count)s × %(reason)s (first at %(place)s)",
+                count=count,
+                reason=reason,
+                place=locate(first[reason]),
+            )
             for reason, count in counts.most_common()
         ]
     if not fixes:
-        raise InputError("PATH", f"{path.name}: nothing to store: {'; '.join(reasons)}")
+        raise InputError(
+            "PATH",
+            "%(file)s: nothing to store: %(reasons)s",
+            file=path.name,
+            reasons=joined(reasons),
+        )
     try:
         stored = _store_track(person_id, path, fixes)
     except DBAPIError as exc:
         db.session.rollback()
         problem = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-        raise InputError("PATH", f"{path.name}: nothing stored: {problem}") from None
+        raise InputError(
+            "PATH", "%(file)s: nothing stored: %(problem)s", file=path.name, problem=problem
+        ) from None
     click.echo(
         f"{path.name}: {len(items)} points, {stored} stored, {len(fixes) - stored} duplicates, "
         f"{len(rejections)} rejected"
@@ -655,18 +754,22 @@ def simulate_command(count, interval, traces, area, unit_id, url, duration, seed
 
     rng = random.Random(seed)
     if url is not None and not url.startswith(("http://", "https://")):
-        raise InputError("--url", f"must start with http:// or https://, got {url!r}")
+        raise InputError("--url", "must start with http:// or https://, got %(url)r", url=url)
     if area:
         west, south, east, north = _parse_area(area)
         areas = [(None, box(west, south, east, north))]
     else:
         _check_unit(unit_id, "--unit")
         grids = store.zones.grid_boundaries(db.session, unit_id)
-        if not grids:
-            where = f"below unit {unit_id}" if unit_id is not None else "at all"
+        if not grids and unit_id is None:
             raise InputError(
-                "--unit" if unit_id is not None else "--area",
-                f"no grids with boundaries {where}: import some, or give --area",
+                "--area", "no grids with boundaries at all: import some, or give --area"
+            )
+        if not grids:
+            raise InputError(
+                "--unit",
+                "no grids with boundaries below unit %(unit_id)s: import some, or give --area",
+                unit_id=unit_id,
             )
         areas = [(g.id, shape(json.loads(g.geojson))) for g in grids]
     recorded = []
@@ -677,7 +780,9 @@ def simulate_command(count, interval, traces, area, unit_id, url, duration, seed
             if _is_lat_lon(i.get("lat"), i.get("lon"))
         ]
         if not points:
-            raise InputError("--trace", f"{path.name}: no points with valid lat and lon")
+            raise InputError(
+                "--trace", "%(file)s: no points with valid lat and lon", file=path.name
+            )
         recorded.append(points)
     people, movers = [], []
     for n in range(count):

@@ -1,16 +1,27 @@
-// The volunteer phone app: pairing, duty, sampling, the never-lose-a-fix queue, SOS, tasks.
+// The volunteer phone app: pairing, duty, sampling, the never-lose-a-fix queue, SOS; it
+// wires in the tasks (tasks.js, task-screen.js) and the event reports (reports.js,
+// report-screen.js).
 "use strict";
 
-import { t, translatePage } from "./i18n.js";
+import { distanceM } from "./geo.js";
+import { LANG, t, translatePage } from "./i18n.js";
+import { openDatabase } from "./idb.js";
+import { Outbox } from "./outbox.js";
 import { FixQueue } from "./queue.js";
+import { ReportQueue, Reports } from "./reports.js";
+import { ReportScreen } from "./report-screen.js";
+import { TaskScreen } from "./task-screen.js";
+import { Tasks } from "./tasks.js";
 
 const $ = (id) => document.getElementById(id);
 const KEY = {
   token: "tracker.token",
   duty: "tracker.duty",
   sos: "tracker.sos",
-  tasks: "tracker.tasks",
   lastFix: "tracker.lastFix",
+  person: "tracker.person",
+  // Set when the server refused the token; only a new pairing clears it.
+  refused: "tracker.refused",
 };
 
 // Served defaults, overridable per phone (localStorage) or per page (query string) for tests.
@@ -44,7 +55,9 @@ const state = {
   onDuty: localStorage.getItem(KEY.duty) === "1",
   dutySynced: false,
   connection: "offline",
-  revoked: false,
+  revoked: localStorage.getItem(KEY.refused) === "1",
+  person: JSON.parse(localStorage.getItem(KEY.person) || "null"),
+  screen: "main",
   lastFix: null,
   lastPosition: null,
   geoError: null,
@@ -56,12 +69,19 @@ const state = {
   duplicates: 0,
   battery: null,
   sos: JSON.parse(localStorage.getItem(KEY.sos) || "[]"),
-  tasks: JSON.parse(localStorage.getItem(KEY.tasks) || "[]"),
+  tasks: [],
+  taskUpdatesQueued: 0,
+  reportsQueued: 0,
+  synced: 0,
   settings,
 };
 window.trackerPhone = state;
 
 let queue = null;
+let tasks = null;
+let reports = null;
+let taskScreen = null;
+let reportScreen = null;
 let socket = null;
 let watchId = null;
 let wakeLock = null;
@@ -84,36 +104,75 @@ function tokenFromLink() {
 
 async function pair(token) {
   if (!token || token === state.token) return;
-  if (state.token) {
+  // A refused token can send nothing more: what it queued is lost either way.
+  if (state.token && !state.revoked) {
     const queued = await queue.count();
-    if (queued > 0 && !confirm(t("repair_confirm_queued", { n: queued }))) return;
+    const unsent = reports.queued.length;
+    if ((queued > 0 || unsent > 0) && !confirm(t("repair_confirm_queued", { n: queued, r: unsent }))) {
+      return;
+    }
   }
   disconnect();
-  // Fixes queued under another device would be stored as someone else's.
-  await queue.clear();
+  // Fixes, answers and reports queued under another device would be someone else's.
+  await Promise.all([queue.clear(), tasks.clear(), reports.clear()]);
   localStorage.setItem(KEY.token, token);
-  localStorage.removeItem(KEY.sos);
-  localStorage.removeItem(KEY.lastFix);
-  Object.assign(state, { token, revoked: false, sos: [], lastFix: null, rejected: 0, capped: 0 });
+  for (const key of [KEY.sos, KEY.lastFix, KEY.person, KEY.refused]) localStorage.removeItem(key);
+  Object.assign(state, {
+    token,
+    revoked: false,
+    person: null,
+    sos: [],
+    lastFix: null,
+    rejected: 0,
+    capped: 0,
+  });
 }
 
 async function unpair() {
   const queued = await queue.count();
-  const question = queued > 0 ? t("unpair_confirm_queued", { n: queued }) : t("unpair_confirm");
+  const unsent = reports.queued.length;
+  const question =
+    queued > 0 || unsent > 0
+      ? t("unpair_confirm_queued", { n: queued, r: unsent })
+      : t("unpair_confirm");
   if (!confirm(question)) return;
-  await setDuty(false, { send: true });
+  if (!state.revoked) await setDuty(false, { send: true });
   disconnect();
-  await queue.clear();
+  await Promise.all([queue.clear(), tasks.clear(), reports.clear()]);
   for (const key of Object.values(KEY)) localStorage.removeItem(key);
-  Object.assign(state, { token: null, onDuty: false, sos: [], tasks: [], lastFix: null });
+  Object.assign(state, {
+    token: null,
+    revoked: false,
+    person: null,
+    onDuty: false,
+    sos: [],
+    lastFix: null,
+  });
   await refreshCounts();
+  render();
+}
+
+// The server refused the token (revoked, or its person deactivated): say so, and stop
+// sampling, sending and reconnecting until a new pairing link is opened.
+function refuse() {
+  if (state.revoked) return;
+  state.revoked = true;
+  localStorage.setItem(KEY.refused, "1");
+  disconnect();
+  clearTimeout(retryTimer);
+  stopWatching();
+  if (wakeLock) wakeLock.release().catch(() => {});
+  wakeLock = null;
+  state.onDuty = false;
+  localStorage.setItem(KEY.duty, "0");
+  state.screen = "main";
   render();
 }
 
 // --- connection -----------------------------------------------------------------------
 
 function connect() {
-  if (!state.token || socket) return;
+  if (!state.token || state.revoked || socket) return;
   state.connection = "connecting";
   socket = io("/device", {
     transports: ["websocket"],
@@ -129,6 +188,9 @@ function connect() {
     syncDuty();
     sendPendingSos();
     flush();
+    syncWithServer();
+    tasks.flush();
+    reports.upload({ now: true });
   });
   socket.on("disconnect", () => {
     state.connection = navigator.onLine ? "connecting" : "offline";
@@ -136,14 +198,15 @@ function connect() {
   });
   socket.on("connect_error", (err) => {
     if (String(err.message).startsWith("auth.token")) {
-      state.revoked = true;
-      disconnect();
+      refuse();
     } else {
       state.connection = "offline";
     }
     render();
   });
+  socket.on("revoked", refuse);
   socket.on("task", onTask);
+  socket.on("report_status", (status) => reports.setStatus(status));
 }
 
 function disconnect() {
@@ -156,11 +219,33 @@ function disconnect() {
 }
 
 // Resolve with the ack, or null when none came in time (lost, or the link is down).
-function call(event, payload, timeoutS) {
+function call(event, payload, timeoutS = settings.ack_timeout_s) {
   return new Promise((resolve) => {
     if (!socket || !socket.connected) return resolve(null);
     socket.timeout(timeoutS * 1000).emit(event, payload, (err, ack) => resolve(err ? null : ack));
   });
+}
+
+function isRefusal(ack) {
+  return Boolean(ack && !ack.ok && String(ack.error).startsWith("auth.token"));
+}
+
+// On every connect: who this phone belongs to, its tasks and its reports.
+async function syncWithServer() {
+  const ack = await call("sync", {});
+  if (isRefusal(ack)) return refuse();
+  if (ack && ack.ok) {
+    state.person = ack.person || null;
+    localStorage.setItem(KEY.person, JSON.stringify(state.person));
+    state.synced += 1;
+    reports.replaceMine(ack.reports || []);
+    await tasks.replace(ack.tasks || []);
+  } else if ((!ack || ack.retry) && socket && socket.connected) {
+    setTimeout(syncWithServer, 3000);
+  } else if (ack) {
+    console.error("sync refused", ack.error);
+  }
+  render();
 }
 
 // --- the queue: nothing leaves it before the server has acknowledged it ----------------
@@ -197,9 +282,8 @@ async function flush() {
         backoffMs = 0;
         batchLimit = settings.batch_size;
       } else if (ack && !ack.retry) {
-        if (String(ack.error).startsWith("auth.token")) {
-          state.revoked = true;
-          disconnect();
+        if (isRefusal(ack)) {
+          refuse();
           break;
         }
         // The batch as a whole was refused (too large, say): halve it until the one bad
@@ -240,15 +324,6 @@ async function refreshCounts() {
 
 // --- sampling -------------------------------------------------------------------------
 
-function distanceM(a, b) {
-  const rad = Math.PI / 180;
-  const dLat = (b.lat - a.lat) * rad;
-  const dLon = (b.lon - a.lon) * rad;
-  const h =
-    Math.sin(dLat / 2) ** 2 + Math.cos(a.lat * rad) * Math.cos(b.lat * rad) * Math.sin(dLon / 2) ** 2;
-  return 2 * 6371008.8 * Math.asin(Math.sqrt(h));
-}
-
 async function onPosition(position) {
   const c = position.coords;
   const fix = {
@@ -285,7 +360,7 @@ function onPositionError(err) {
 }
 
 function startWatching() {
-  if (watchId !== null) return;
+  if (watchId !== null || state.revoked) return;
   if (!("geolocation" in navigator)) {
     state.geoError = t("geo_unavailable");
     return;
@@ -297,6 +372,31 @@ function startWatching() {
   });
 }
 
+// Ask the GPS once (the task and report screens), without keeping a fix for the track.
+function refreshPosition() {
+  if (state.revoked || !("geolocation" in navigator)) return Promise.resolve(null);
+  return new Promise((resolve) => {
+    navigator.geolocation.getCurrentPosition(
+      (position) => {
+        const c = position.coords;
+        state.lastPosition = {
+          ts: Math.round(position.timestamp),
+          lat: c.latitude,
+          lon: c.longitude,
+          accuracy: c.accuracy,
+        };
+        resolve(state.lastPosition);
+      },
+      () => resolve(null),
+      { enableHighAccuracy: true, maximumAge: 30000, timeout: 10000 },
+    );
+  });
+}
+
+function ownPosition() {
+  return state.lastPosition || state.lastFix || null;
+}
+
 function stopWatching() {
   if (watchId !== null) navigator.geolocation.clearWatch(watchId);
   watchId = null;
@@ -305,6 +405,7 @@ function stopWatching() {
 // --- duty -----------------------------------------------------------------------------
 
 async function setDuty(on, { send = true } = {}) {
+  if (state.revoked) return;
   state.onDuty = on;
   state.dutySynced = false;
   localStorage.setItem(KEY.duty, on ? "1" : "0");
@@ -326,6 +427,8 @@ async function syncDuty() {
   const ack = await call("duty", { on }, settings.ack_timeout_s);
   if (ack && ack.ok && state.onDuty === on) {
     state.dutySynced = true;
+  } else if (isRefusal(ack)) {
+    refuse();
   } else if (!ack || ack.retry) {
     setTimeout(syncDuty, 3000);
   }
@@ -348,6 +451,7 @@ function saveSos() {
 }
 
 function raiseSos() {
+  if (state.revoked) return;
   const where = state.lastPosition || state.lastFix;
   state.sos.push({
     ts: Date.now(),
@@ -375,6 +479,9 @@ async function sendPendingSos() {
       if (ack && ack.ok) {
         sos.receivedAt = ack.received_at;
         saveSos();
+      } else if (isRefusal(ack)) {
+        refuse();
+        break;
       } else if (!ack || ack.retry) {
         // Retried until the server has it: the reconnect handler also calls this.
         setTimeout(sendPendingSos, 2000);
@@ -428,29 +535,26 @@ function beep() {
   }
 }
 
-function onTask(task, ack) {
-  state.tasks.unshift({ ...task, receivedAt: Date.now() });
-  state.tasks = state.tasks.slice(0, 5);
-  localStorage.setItem(KEY.tasks, JSON.stringify(state.tasks));
+function announceTask() {
   if (navigator.vibrate) navigator.vibrate([200, 100, 200, 100, 200]);
   beep();
-  render();
+}
+
+// A task was sent, sent again or cancelled: the Tasks model acknowledges delivery.
+function onTask(task, ack) {
+  tasks.upsert(task).then(render);
   if (typeof ack === "function") ack({ ok: true });
 }
 
-// Tell the command centre the task was accepted or done; the button stays until it knows.
-async function updateTask(task, status) {
-  const ack = await call("task_update", { id: task.id, status }, settings.ack_timeout_s);
-  if (ack && ack.ok) {
-    task.status = ack.status;
-    localStorage.setItem(KEY.tasks, JSON.stringify(state.tasks));
-  }
-  render();
+function categoryLabel(id) {
+  const category = (settings.categories || []).find((c) => c.id === id);
+  if (!category) return id || "";
+  return LANG === "zh" ? category.zh : category.en;
 }
 
-function dismissTask(index) {
-  state.tasks.splice(index, 1);
-  localStorage.setItem(KEY.tasks, JSON.stringify(state.tasks));
+function showScreen(screen) {
+  state.screen = screen;
+  window.scrollTo(0, 0);
   render();
 }
 
@@ -485,14 +589,25 @@ function show(id, text) {
 }
 
 function render() {
-  $("unpaired").hidden = Boolean(state.token);
-  $("paired").hidden = !state.token;
+  const paired = Boolean(state.token) && !state.revoked;
+  $("unpaired").hidden = paired;
+  $("paired").hidden = !paired || state.screen !== "main";
+  $("task-view").hidden = !paired || state.screen !== "task";
+  $("report-view").hidden = !paired || state.screen !== "report";
+  // One clear state for a refused token: the new pairing is the only way on.
+  $("unpaired-title").textContent = t(state.revoked ? "unpaired_title" : "not_paired_title");
+  $("unpaired-body").textContent = t(state.revoked ? "unpaired_body" : "not_paired_body");
+  for (const id of ["duty", "sos"]) $(id).disabled = !paired;
   const conn = $("conn");
   conn.className = `pill pill-${state.connection}`;
   $("conn-text").textContent = t(state.connection === "connected" ? "connected" : state.connection);
-  if (!state.token) return;
+  if (tasks) {
+    state.tasks = tasks.list().map((task) => ({ ...task, shown: tasks.status(task) }));
+    state.taskUpdatesQueued = tasks.pending.length;
+  }
+  if (reports) state.reportsQueued = reports.queued.length;
+  if (!paired || !taskScreen) return;
 
-  $("revoked").hidden = !state.revoked;
   show("geo-error", state.geoError);
   show("capped", state.capped ? t("capped", { n: state.capped }) : "");
   show("rejected", state.rejected ? t("rejected", { n: state.rejected }) : "");
@@ -507,6 +622,7 @@ function render() {
     show("sos-status", "");
   }
 
+  show("person-name", state.person ? state.person.name : "");
   const duty = $("duty");
   duty.textContent = t(state.onDuty ? "go_off_duty" : "go_on_duty");
   duty.setAttribute("aria-pressed", String(state.onDuty));
@@ -529,31 +645,60 @@ function render() {
     ? `${Math.round(state.battery.level * 100)} %${state.battery.charging ? ` · ${t("charging")}` : ""}`
     : t("unknown");
   $("background").hidden = !state.onDuty;
-  $("native-url").textContent = `${location.origin}/osmand  ·  id = ${state.token}`;
 
-  const tasks = $("tasks");
-  tasks.replaceChildren(
-    ...state.tasks.map((task, index) => {
-      const card = $("task-template").content.firstElementChild.cloneNode(true);
-      translatePage(card);
-      card.querySelector(".task-title").textContent = task.description || task.title || "";
-      card.querySelector(".task-body").textContent = Number.isFinite(task.distance_m)
-        ? t("task_distance", { m: Math.round(task.distance_m) })
-        : "";
-      const next = { assigned: "accepted", accepted: "done" }[task.status];
-      const button = card.querySelector(".task-dismiss");
-      button.textContent = t(next ? `task_${next}` : "task_dismiss");
-      button.addEventListener("click", () => (next ? updateTask(task, next) : dismissTask(index)));
-      return card;
-    }),
-  );
+  taskScreen.renderList($("tasks"));
+  taskScreen.render();
+  reportScreen.renderList();
+}
+
+// The GPS apps' settings hold the token: shown only on request, hidden again on closing.
+function toggleSetupValues(show) {
+  $("setup-values").hidden = !show;
+  $("setup-show").textContent = t(show ? "setup_hide" : "setup_show");
+  $("setup-url").textContent = show ? `${location.origin}/osmand` : "";
+  $("setup-token").textContent = show ? state.token || "" : "";
 }
 
 // --- start ------------------------------------------------------------------------------
 
 async function start() {
   translatePage();
-  queue = await FixQueue.open();
+  const db = await openDatabase();
+  queue = new FixQueue(db);
+  tasks = new Tasks({
+    outbox: new Outbox(db),
+    call: (event, payload) => call(event, payload),
+    onRefused: refuse,
+    onNew: announceTask,
+    onChange: render,
+  });
+  reports = new Reports({
+    queue: new ReportQueue(db),
+    token: () => (state.revoked ? null : state.token),
+    onRefused: refuse,
+    onChange: render,
+  });
+  taskScreen = new TaskScreen({
+    tasks,
+    categoryLabel,
+    position: ownPosition,
+    refreshPosition,
+    showScreen,
+  });
+  reportScreen = new ReportScreen({
+    reports,
+    categories: settings.categories || [],
+    categoryLabel,
+    position: ownPosition,
+    refreshPosition,
+    showScreen,
+  });
+  await Promise.all([tasks.load(), reports.load()]);
+  // For the end-to-end tests: the map's content and the upload count.
+  Object.defineProperty(state, "taskMap", { get: () => taskScreen.mapShown });
+  Object.defineProperty(state, "reportUploads", { get: () => reports.uploads });
+  Object.defineProperty(state, "myReports", { get: () => reports.mine });
+
   const linked = tokenFromLink();
   if (linked) await pair(linked);
   state.lastFix = JSON.parse(localStorage.getItem(KEY.lastFix) || "null");
@@ -580,15 +725,22 @@ async function start() {
     if (!audio && window.AudioContext) audio = new AudioContext();
     setDuty(!state.onDuty);
   });
+  $("report-open").addEventListener("click", () => reportScreen.open());
+  $("setup-show").addEventListener("click", () => toggleSetupValues($("setup-values").hidden));
+  $("setup").addEventListener("toggle", () => {
+    if (!$("setup").open) toggleSetupValues(false);
+  });
   holdToConfirm($("sos"), 2000, raiseSos);
   document.addEventListener("visibilitychange", keepScreenOn);
+  window.addEventListener("online", () => reports.upload({ now: true }));
   setInterval(() => {
     flush();
+    reports.upload();
     render();
   }, 5000);
 
   watchBattery();
-  if (state.onDuty) await setDuty(true, { send: false });
+  if (state.onDuty && !state.revoked) await setDuty(true, { send: false });
   connect();
   render();
   if ("serviceWorker" in navigator) {

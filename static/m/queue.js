@@ -1,36 +1,12 @@
 // The persistent queue of fixes: IndexedDB keeps every fix until the server acknowledges it.
 "use strict";
 
-const DB_NAME = "tracker-phone";
+import { done, request } from "./idb.js";
+
 const FIXES = "fixes";
 const META = "meta";
 
-function request(req) {
-  return new Promise((resolve, reject) => {
-    req.onsuccess = () => resolve(req.result);
-    req.onerror = () => reject(req.error);
-  });
-}
-
-function done(tx) {
-  return new Promise((resolve, reject) => {
-    tx.oncomplete = () => resolve();
-    tx.onabort = tx.onerror = () => reject(tx.error || new Error("transaction aborted"));
-  });
-}
-
 export class FixQueue {
-  static async open() {
-    const openReq = indexedDB.open(DB_NAME, 1);
-    openReq.onupgradeneeded = () => {
-      const db = openReq.result;
-      // Auto-increment keys keep the fixes in the order they were taken.
-      db.createObjectStore(FIXES, { keyPath: "id", autoIncrement: true });
-      db.createObjectStore(META, { keyPath: "key" });
-    };
-    return new FixQueue(await request(openReq));
-  }
-
   constructor(db) {
     this.db = db;
   }

@@ -42,10 +42,14 @@ def snapshot(app) -> dict[str, int]:
         }
 
 
+# The refusals are asserted in English: drop a Chinese locale of the shell running the tests.
+ENGLISH_ENV = {"LC_ALL": None, "LC_MESSAGES": None, "LANG": None}
+
+
 def refused(app, runner, args: list[str], stdin: str | None = None) -> list[str]:
     """Run a command that must be refused; return its output lines after the common checks."""
     before = snapshot(app)
-    result = runner.invoke(args=args, input=stdin)
+    result = runner.invoke(args=args, input=stdin, env=ENGLISH_ENV)
     assert result.exit_code != 0, result.output
     # CliRunner keeps an unhandled exception instead of printing its traceback; a handled
     # refusal ends in SystemExit.

@@ -41,6 +41,8 @@ def refused(app, client, doc, raw=None):
     )
     assert response.status_code == 400, response.get_data(as_text=True)
     assert unit_count(app) == before
+    # No Accept-Language: the staff's Chinese, a different text naming the same paths.
+    assert response.json["message"] != response.json["error"], response.json
     return response.json["error"]
 
 

@@ -6,7 +6,7 @@ import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from tracker import store
 from tracker.extensions import db
@@ -184,6 +184,17 @@ def test_coverage_and_grid_people_are_scoped(app, client, make_user, make_phone)
         "on_duty_inside": 1,
     }
     assert grids[grid_b]["inside"] == 0
+    # On duty but silent for longer than STALE_AFTER_S: no longer covers the grid.
+    with app.app_context():
+        db.session.execute(
+            text(
+                "UPDATE latest_positions SET ts = ts - interval '20 minutes' WHERE person_id = :p"
+            ),
+            {"p": inside.person_id},
+        )
+        db.session.commit()
+    grids = {g["unit_id"]: g for g in client.get("/api/v1/coverage").json["grids"]}
+    assert (grids[grid_a]["inside"], grids[grid_a]["on_duty_inside"]) == (2, 0)
     client.delete("/api/v1/session")
     login(client, make_user, "viewer", grid_b)
     assert client.get(f"/api/v1/units/{grid_a}/people").status_code == 404

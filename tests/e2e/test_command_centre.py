@@ -230,10 +230,17 @@ def test_dispatcher_sends_the_nearest_person_and_follows_the_task_to_done(
         page.check(f'.candidate-list [data-person="{near.person_id}"] input')
         page.click("#assign-selected")
         task_row = f'.task-list [data-person="{near.person_id}"]'
-        page.wait_for_selector(f'{task_row}[data-status="assigned"]')
+        page.wait_for_selector(f'{task_row}[data-status="sent"]')
+        assert page.text_content(f"{task_row} .task-status") == "已派发"
         assert poll(lambda: tasks, 5.0), "the task did not reach the phone"
         (task,) = tasks
         assert task["description"] == "老人摔倒 Elderly fall"
+        # The phone acknowledges the task, as the app does on every `task` it receives.
+        assert near_phone.call("task_update", {"id": task["id"], "status": "delivered"})["ok"]
+        page.wait_for_selector(f'{task_row}[data-status="delivered"]')
+        assert page.text_content(f"{task_row} .task-status") == "已送达"
+        steps = page.text_content(f"{task_row} .task-steps")
+        assert "已派发" in steps and "已送达" in steps
 
         assert near_phone.call("task_update", {"id": task["id"], "status": "accepted"})["ok"]
         page.wait_for_selector(f'{task_row}[data-status="accepted"]')
@@ -245,7 +252,7 @@ def test_dispatcher_sends_the_nearest_person_and_follows_the_task_to_done(
         history = page.eval_on_selector_all(
             "#incident-body .history li", "items => items.map(i => i.dataset.kind)"
         )
-        assert history == ["created", "assigned", "accepted", "done"]
+        assert history == ["created", "assigned", "delivered", "accepted", "done"]
         shot(page, "centre-06-incident-done")
         page.click("#incident-back")
         page.click("[data-incident-filter='all']")
@@ -294,8 +301,9 @@ def test_import_page_names_the_invalid_feature_and_imports_nothing(
         page.wait_for_selector('#import-result[data-state="error"]')
         assert page.text_content("#import-result h2") == "未导入任何数据"
         assert (
-            f"features[1] (坏网格{tag}): geometry must be Polygon or MultiPolygon, got Point"
-            in page.text_content("#import-result")
+            # The server's message in the page's language; field names stay as they are.
+            f"features[1] (坏网格{tag})：geometry 必须是 Polygon 或 MultiPolygon（多边形），"
+            "实际为 Point" in page.text_content("#import-result")
         )
         assert f"好网格{tag}" not in unit_names()
         shot(page, "centre-07-import-error")

@@ -3,53 +3,10 @@
 from __future__ import annotations
 
 import json
-import time
 import uuid
 
-import requests
-import socketio
-
 from tests.e2e.phones import TestPhone, now_ms
-
-
-def staff_session(server, make_user, role="admin"):
-    """Return a requests session logged in as a new staff account."""
-    http = requests.Session()
-    username, password = make_user(role)
-    response = http.post(
-        f"{server.url}/api/v1/session",
-        json={"username": username, "password": password},
-        timeout=10,
-    )
-    assert response.status_code == 200
-    return http
-
-
-def live_viewer(server, http):
-    """Connect a /live client with the staff session cookie; return it and what it receives."""
-    received: dict[str, list] = {"alert": [], "incident": []}
-    client = socketio.Client(reconnection=False)
-    client.on("alert", lambda data: received["alert"].append(data), namespace="/live")
-    client.on("incident", lambda data: received["incident"].append(data), namespace="/live")
-    cookie = "; ".join(f"{c.name}={c.value}" for c in http.cookies)
-    client.connect(
-        server.url,
-        namespaces=["/live"],
-        transports=["websocket"],
-        headers={"Cookie": cookie},
-        wait_timeout=10,
-    )
-    return client, received
-
-
-def wait_for(predicate, timeout=5.0):
-    """Poll until predicate() is true or the timeout passes; return its last value."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := predicate():
-            return value
-        time.sleep(0.05)
-    return predicate()
+from tests.e2e.staff import live_viewer, staff_session, wait_for
 
 
 def phone_with_tasks(server, token):

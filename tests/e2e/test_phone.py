@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -35,9 +36,9 @@ def phone_server(database_url: str) -> Iterator[ServerProcess]:
     proc.stop()
 
 
-@pytest.fixture()
-def context_for(browser) -> Iterator[Callable[..., Any]]:
-    """Return a function opening a phone-sized browser context with location allowed."""
+@contextmanager
+def phone_contexts(browser) -> Iterator[Callable[..., Any]]:
+    """Yield a function opening phone-sized browser contexts with location allowed."""
     contexts = []
 
     def make(base_url: str, locale: str = "en-US") -> Any:
@@ -54,9 +55,18 @@ def context_for(browser) -> Iterator[Callable[..., Any]]:
         contexts.append(context)
         return context
 
-    yield make
-    for context in contexts:
-        context.close()
+    try:
+        yield make
+    finally:
+        for context in contexts:
+            context.close()
+
+
+@pytest.fixture()
+def context_for(browser) -> Iterator[Callable[..., Any]]:
+    """Return a function opening a phone-sized browser context with location allowed."""
+    with phone_contexts(browser) as make:
+        yield make
 
 
 class Walk:
@@ -175,7 +185,19 @@ def test_pair_go_on_duty_and_fixes_reach_postgis(app, make_phone, phone_server, 
     assert page.evaluate("localStorage.getItem('tracker.token')") == phone.token
     wait_for(page, "window.trackerPhone.connection === 'connected'")
     assert page.inner_text("#conn-text") == "Connected"
+    wait_for(page, "document.getElementById('person-name').textContent === '王芳'")
+    assert phone.token not in page.inner_text("body"), "the token must stay off the screen"
     shot(page, "2-paired-off-duty")
+    # The GPS apps' settings show the token only on a deliberate request.
+    page.click("#setup summary")
+    assert not page.is_visible("#setup-values")
+    page.click("#setup-show")
+    assert page.inner_text("#setup-token") == phone.token
+    assert page.inner_text("#setup-url") == f"{phone_server.url}/osmand"
+    page.click("#setup summary")
+    # <details> fires `toggle` in a later task: wait for the page to clear the values.
+    wait_for(page, "document.getElementById('setup-token').textContent === ''")
+    assert phone.token not in page.content()
 
     walk = go_on_duty(context, page)
     assert open_shift(app, phone)
@@ -193,16 +215,23 @@ def test_pair_go_on_duty_and_fixes_reach_postgis(app, make_phone, phone_server, 
             "device_id": phone.device_id,
             "task": {
                 "id": 7,
+                "incident_id": 3,
                 "description": "Check gate 3",
+                "category": "safety_hazard",
                 "distance_m": 240.4,
-                "status": "assigned",
+                "status": "sent",
             },
         },
         timeout=5,
     ).raise_for_status()
     page.wait_for_selector("#tasks .task-title:text('Check gate 3')", timeout=5000)
+    assert page.inner_text("#tasks .task-category") == "Safety hazard"
     assert page.inner_text("#tasks .task-body") == "About 240 m from you"
-    assert page.inner_text("#tasks .task-dismiss") == "Accept"
+    assert page.inner_text("#tasks .task-status") in ("Waiting", "Delivered")
+    # The phone answers a `sent` task with `delivered`; this task exists nowhere but in the
+    # hook, so the server refuses the update for good and the outbox does not keep it.
+    wait_for(page, "window.trackerPhone.taskUpdatesQueued === 0")
+    assert page.inner_text("#tasks .task-open") == "Open"
     shot(page, "4-task")
 
     page.click("#duty")
@@ -411,7 +440,7 @@ def go_on_duty_offline(context: Any, page: Any) -> Walk:
 FILL_QUEUE = """
 async ([n, startMs]) => {
   const db = await new Promise((resolve, reject) => {
-    const req = indexedDB.open("tracker-phone", 1);
+    const req = indexedDB.open("tracker-phone");
     req.onsuccess = () => resolve(req.result);
     req.onerror = () => reject(req.error);
   });

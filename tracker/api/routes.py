@@ -83,7 +83,7 @@ def end_user_sessions(user_id: int):
     return jsonify(ended=ended)
 
 
-def _parse_time(name: str, default: datetime) -> datetime:
+def parse_time(name: str, default: datetime | None) -> datetime | None:
     """Return query parameter `name` as an aware datetime, or 400 naming it."""
     value = request.args.get(name)
     if value is None:
@@ -194,8 +194,8 @@ ONE_DAY = timedelta(days=1)
 
 def _track_window() -> tuple[datetime, datetime]:
     """Return the [from, to) window of a track request (default: the last 24 h)."""
-    end = _parse_time("to", datetime.now(UTC) + timedelta(minutes=5))
-    start = _parse_time("from", max(end, datetime.min.replace(tzinfo=UTC) + ONE_DAY) - ONE_DAY)
+    end = parse_time("to", datetime.now(UTC) + timedelta(minutes=5))
+    start = parse_time("from", max(end, datetime.min.replace(tzinfo=UTC) + ONE_DAY) - ONE_DAY)
     if start >= end:
         abort(400, description="from: must be before to")
     return start, end

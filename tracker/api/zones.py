@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, jsonify, request
+from datetime import UTC, datetime, timedelta
+
+from flask import Blueprint, abort, current_app, jsonify, request
 from flask_login import current_user, login_required
 from werkzeug.exceptions import HTTPException
 
@@ -26,13 +28,14 @@ def import_boundaries():
         doc = request.get_json(silent=True)
     except RecursionError:
         doc = None  # nested deeper than any GeoJSON: Python's decoder gives up
-    if doc is None:
-        return jsonify(error="body: must be a GeoJSON FeatureCollection in JSON"), 400
     try:
+        if doc is None:
+            raise BoundaryImportError("body: must be a GeoJSON FeatureCollection in JSON")
         report = import_units(db.session, doc)
     except BoundaryImportError as exc:
         db.session.rollback()
-        return jsonify(error=str(exc)), 400
+        # `error` stays English for scripts and logs; `message` is for the person reading.
+        return jsonify(error=str(exc), message=exc.localized()), 400
     db.session.commit()
     return jsonify(report.as_dict())
 
@@ -41,7 +44,8 @@ def import_boundaries():
 @login_required
 def coverage():
     """Return every grid in scope with who is inside, assigned, and on duty inside."""
-    rows = db.session.execute(store.zones.coverage(current_user)).all()
+    fresh_since = datetime.now(UTC) - timedelta(seconds=current_app.config["STALE_AFTER_S"])
+    rows = db.session.execute(store.zones.coverage(current_user, fresh_since)).all()
     return jsonify(grids=[row._asdict() for row in rows])
 
 

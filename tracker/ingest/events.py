@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
 from flask import Flask, current_app, request
 from flask_socketio import ConnectionRefusedError, Namespace, join_room
+from sqlalchemy.exc import SQLAlchemyError
 
 from .. import store
 from ..cutoff import cutoff
+from ..dispatch.watcher import dispatch_watcher
 from ..extensions import db, socketio
 from ..store.devices import DeviceIdentity
 from . import service
@@ -28,10 +31,24 @@ def device_room(device_id: int) -> str:
     return f"device:{device_id}"
 
 
+def send_to_device(device_id: int, event: str, payload: dict[str, Any]) -> None:
+    """Push an event to every open connection of a device, on whichever process it is."""
+    socketio.emit(event, payload, namespace=NAMESPACE, to=device_room(device_id))
+
+
 def send_task(device_id: int, task: dict[str, Any]) -> None:
-    """Push a `task` from the command centre to every open connection of a device."""
-    socketio.emit("task", task, namespace=NAMESPACE, to=device_room(device_id))
-    log.info("task %s sent to device %d", task.get("id"), device_id)
+    """Push a `task` from the command centre to every open connection of a device.
+
+    Nothing depends on this reaching the phone: a task stays `sent` until a phone
+    acknowledges it, and a phone asks for its tasks (`sync`) on every connect.
+    """
+    send_to_device(device_id, "task", task)
+    log.info("task %s (%s) sent to device %d", task.get("id"), task.get("status"), device_id)
+
+
+# Sockets refresh devices.last_socket_at this often, so that a phone that stays connected
+# without moving keeps its shift open (store.people.close_idle_shifts).
+SOCKET_TOUCH_INTERVAL_S = 60.0
 
 
 ITEM_FIELDS = frozenset({"ts", "lat", "lon", "accuracy", "altitude", "speed", "heading", "battery"})
@@ -101,6 +118,16 @@ def _device_event(handler: Callable[..., dict[str, Any]]) -> Callable[..., dict[
     return wrapper
 
 
+def _retry_on_store_error(handler: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
+    """Run a handler; a database failure is answered `retry`, never left unanswered."""
+    try:
+        return handler(*args)
+    except SQLAlchemyError:
+        db.session.rollback()
+        log.warning("%s failed on the database", handler.__name__, exc_info=True)
+        return {"ok": False, "error": "store: database unavailable, retry", "retry": True}
+
+
 class DeviceNamespace(Namespace):
     """Events between phones and the server; see docs/protocol.md."""
 
@@ -108,6 +135,7 @@ class DeviceNamespace(Namespace):
         """Create the namespace with no devices connected."""
         super().__init__(namespace)
         self.devices: dict[str, DeviceIdentity] = {}
+        self._touched_at = 0.0
 
     def on_connect(self, auth: Any = None) -> None:
         """Sent by a phone when it connects: accept it only with a valid device token."""
@@ -120,10 +148,19 @@ class DeviceNamespace(Namespace):
             raise ConnectionRefusedError(str(exc)) from None
         if device is None:
             raise ConnectionRefusedError("auth.token: unknown or revoked device token")
+        try:
+            store.devices.set_device_client(db.session, device.device_id, "webapp")
+            store.devices.touch_sockets(db.session, [device.device_id])
+            db.session.commit()
+        except SQLAlchemyError:
+            db.session.rollback()
+            raise ConnectionRefusedError("store: database unavailable, retry") from None
         self.devices[request.sid] = device
         join_room(device_room(device.device_id))
         cutoff.add_sweep(self.sweep_revoked)
+        cutoff.add_sweep(self.touch_connected)
         cutoff.start()
+        dispatch_watcher.start()
         log.info("device %d of person %d connected", device.device_id, device.person_id)
 
     def on_disconnect(self, reason: Any = None) -> None:
@@ -169,6 +206,15 @@ class DeviceNamespace(Namespace):
                 self.devices.pop(sid, None)
                 socketio.start_background_task(self._disconnect_later, sid)
 
+    def touch_connected(self) -> None:
+        """Refresh last_socket_at of the devices connected here, once a minute."""
+        now = time.monotonic()
+        if now - self._touched_at < SOCKET_TOUCH_INTERVAL_S:
+            return
+        self._touched_at = now
+        store.devices.touch_sockets(db.session, [d.device_id for d in self.devices.values()])
+        db.session.commit()
+
     def trigger_event(self, event: str, *args: Any) -> Any:
         """Route an event to its handler; answer an event this namespace does not know."""
         if event not in ("connect", "disconnect") and not hasattr(self, f"on_{event}"):
@@ -187,11 +233,21 @@ class DeviceNamespace(Namespace):
 
     @_device_event
     def on_task_update(self, device: DeviceIdentity, payload: Any = None) -> dict[str, Any]:
-        """Sent by a phone accepting or finishing a task: `{"id", "status"}`."""
+        """Sent by a phone that received, accepted, declined or finished a task.
+
+        `{"id", "status", "note"}`; the ack carries the task's status after it.
+        """
         # Imported here because dispatch imports this module to send tasks to phones.
         from ..dispatch.service import update_task
 
-        return update_task(device, payload)
+        return _retry_on_store_error(update_task, device, payload)
+
+    @_device_event
+    def on_sync(self, device: DeviceIdentity, payload: Any = None) -> dict[str, Any]:
+        """Sent by a phone on every connect: who it is, its tasks and its own reports."""
+        from ..dispatch.service import phone_sync
+
+        return _retry_on_store_error(phone_sync, device)
 
     def on_malformed(self, reason: Any = None, *_: Any) -> dict[str, Any]:
         """Stands for a packet that could not be decoded (socket_json.MALFORMED_EVENT)."""

@@ -105,6 +105,7 @@ def post_positions(request: Request) -> Answer:
     device = service.identify_device(_bearer_token(request), cached=True)
     if device is None:
         return {"ok": False, "error": "auth.token: unknown or revoked device token"}, 401
+    service.device_clients.note(device.device_id, "api")
     cap = current_app.config["MAX_PAYLOAD_BYTES"]
     too_large = {"ok": False, "error": f"payload: larger than {cap} bytes"}, 413
     if request.content_length is not None and request.content_length > cap:
@@ -143,11 +144,14 @@ def _merge_acks(acks: list[dict[str, Any]], offsets: list[int]) -> dict[str, Any
     return merged
 
 
-def _store_client_request(parsed: clients.ClientRequest, token: str | None) -> dict[str, Any]:
+def _store_client_request(
+    parsed: clients.ClientRequest, token: str | None, client: str
+) -> dict[str, Any]:
     """Store what a GPS app sent through the /device path; return the ack."""
     device = service.identify_device(token, cached=True)
     if device is None:
         return {"ok": False, "error": "auth.token: unknown or revoked device token"}
+    service.device_clients.note(device.device_id, client)
     if parsed.alarm:
         alarm_ack = _raise_alarm(device, parsed)
         if alarm_ack.get("retry"):
@@ -183,7 +187,7 @@ def _store_and_answer(
     parsed: clients.ClientRequest, token: str | None, client: str
 ) -> tuple[dict[str, Any], int]:
     """Store what an app sent; return the ack and the HTTP status the app understands."""
-    ack = _store_client_request(parsed, token)
+    ack = _store_client_request(parsed, token, client)
     for rejection in ack.get("rejected", []):
         log.info("%s fix rejected: %s", client, rejection["error"])
     return ack, _client_status(ack)

@@ -195,6 +195,45 @@ class TokenLookups:
 token_lookups = TokenLookups()
 
 
+class DeviceClients:
+    """Record which client reports with each device, without a write per request.
+
+    The dispatcher must see who cannot receive tasks: a device last used by a GPS app has
+    no socket. A GPS app's requests arrive every few seconds; this process remembers what
+    it last recorded per device and writes only a change, off the request's path.
+    """
+
+    def __init__(self) -> None:
+        """Start knowing nothing."""
+        self._recorded: dict[int, str] = {}
+        self._app: Flask | None = None
+
+    def init_app(self, app: Flask) -> None:
+        """Bind to an application."""
+        self._app = app
+
+    def note(self, device_id: int, client: str) -> None:
+        """Record (in the background) that `client` reported with this device."""
+        if self._recorded.get(device_id) == client or self._app is None:
+            return
+        self._recorded[device_id] = client
+        gevent.spawn(self._write, device_id, client)
+
+    def _write(self, device_id: int, client: str) -> None:
+        assert self._app is not None
+        with self._app.app_context():
+            try:
+                store.devices.set_device_client(db.session, device_id, client)
+                db.session.commit()
+            except SQLAlchemyError:
+                db.session.rollback()
+                self._recorded.pop(device_id, None)  # try again on its next request
+                log.warning("could not record the client of device %d", device_id)
+
+
+device_clients = DeviceClients()
+
+
 def identify_device(token: Any, cached: bool = False) -> DeviceIdentity | None:
     """Return the active device that owns this token, if any.
 

@@ -12,6 +12,7 @@ from flask_socketio import ConnectionRefusedError, Namespace, disconnect, join_r
 
 from ..auth import open_sessions, session_token_hash
 from ..cutoff import cutoff
+from ..dispatch.watcher import dispatch_watcher
 from ..extensions import socketio
 from .feed import feed
 from .rooms import viewer_room
@@ -51,6 +52,7 @@ class LiveNamespace(Namespace):
         feed.add_viewer(request.sid, current_user.id, room)
         cutoff.add_sweep(self.sweep_ended)
         cutoff.start()
+        dispatch_watcher.start()
         log.info("viewer %s connected to %s", current_user.username, room)
 
     def on_disconnect(self, reason: Any = None) -> None:

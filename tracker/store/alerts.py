@@ -37,6 +37,9 @@ class AlertRow:
     lat: float | None
     lon: float | None
     note: str | None
+    # Facts the page words in its own language (docs/command-centre.md): distance_m and
+    # inside for zone alerts, battery, minutes, task_id and incident_id.
+    details: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """Return the alert as JSON-ready values."""
@@ -50,6 +53,7 @@ class AlertRow:
             "lat": self.lat,
             "lon": self.lon,
             "note": self.note,
+            "details": self.details,
         }
 
 
@@ -65,6 +69,7 @@ def _alert_columns() -> tuple[Any, ...]:
         func.ST_Y(Alert.geom).label("lat"),
         func.ST_X(Alert.geom).label("lon"),
         Alert.note,
+        Alert.details,
     )
 
 
@@ -76,6 +81,7 @@ def insert_alert(
     ts: datetime,
     point: tuple[float, float] | None,
     note: str | None,
+    details: dict[str, Any] | None = None,
 ) -> tuple[AlertRow, bool]:
     """Store an alert once per (device, kind, ts); the caller commits.
 
@@ -83,10 +89,12 @@ def insert_alert(
         session: a session.
         person_id: whom the alert is about.
         device_id: the device that raised it, if any.
-        kind: sos, zone_exit, zone_enter, signal_lost, signal_back or low_battery.
+        kind: sos, zone_exit, zone_enter, signal_lost, signal_back, low_battery or
+            task_undelivered.
         ts: when it happened, by the device's clock.
         point: (lat, lon) in WGS-84 degrees, or None when no fix was known.
-        note: free text from the person.
+        note: free text from the person (SOS); machine alerts leave it None.
+        details: the alert's facts as data, worded by the page in its language.
 
     Returns:
         The stored alert, and True if it is new (False: the same alert was stored before).
@@ -97,7 +105,15 @@ def insert_alert(
         geom = func.ST_SetSRID(func.ST_MakePoint(lon, lat), 4326)
     stmt = (
         pg_insert(Alert)
-        .values(person_id=person_id, device_id=device_id, kind=kind, ts=ts, geom=geom, note=note)
+        .values(
+            person_id=person_id,
+            device_id=device_id,
+            kind=kind,
+            ts=ts,
+            geom=geom,
+            note=note,
+            details=details,
+        )
         .on_conflict_do_nothing(constraint="uq_alerts_device_kind_ts")
         .returning(Alert.id)
     )

@@ -150,3 +150,34 @@ def revoke_labelled_devices(session: Session, person_ids: Sequence[int], label: 
         .where(Device.person_id.in_(person_ids), Device.label == label, Device.revoked_at.is_(None))
         .values(revoked_at=func.now())
     )
+
+
+def phone_devices(session: Session, person_id: int) -> list[int]:
+    """Return the ids of a person's devices that still report (not revoked, not imports)."""
+    return list(
+        session.execute(
+            select(Device.id).where(
+                Device.person_id == person_id,
+                Device.revoked_at.is_(None),
+                Device.label.is_distinct_from(IMPORT_DEVICE_LABEL),
+            )
+        ).scalars()
+    )
+
+
+def set_device_client(session: Session, device_id: int, client: str) -> None:
+    """Record which client last reported with a device (webapp, osmand, owntracks, …)."""
+    session.execute(
+        update(Device)
+        .where(Device.id == device_id, Device.client.is_distinct_from(client))
+        .values(client=client)
+    )
+
+
+def touch_sockets(session: Session, device_ids: Iterable[int]) -> None:
+    """Record that these devices have a socket connected now (see close_idle_shifts)."""
+    wanted = sorted(set(device_ids))
+    if wanted:
+        session.execute(
+            update(Device).where(Device.id.in_(wanted)).values(last_socket_at=func.now())
+        )

@@ -171,11 +171,15 @@ def clear_off_duty_flags(session: Session) -> None:
     )
 
 
-def coverage(user: User) -> Select[Any]:
+def coverage(user: User, fresh_since: datetime) -> Select[Any]:
     """Return a select of every grid in scope: people inside now, assigned, on duty inside.
+
+    Only people who are on duty *and still reporting* cover a grid: someone whose last fix
+    is older than `fresh_since` may have walked away long ago.
 
     Args:
         user: the staff account whose scope applies.
+        fresh_since: fixes older than this do not count as covering.
 
     Returns:
         A select() of rows: unit_id, name, inside, assigned, on_duty_inside.
@@ -189,7 +193,7 @@ def coverage(user: User) -> Select[Any]:
     )
     on_duty_inside = (
         select(func.count())
-        .where(LatestPosition.grid_id == Unit.id, on_duty)
+        .where(LatestPosition.grid_id == Unit.id, LatestPosition.ts >= fresh_since, on_duty)
         .correlate(Unit)
         .scalar_subquery()
     )

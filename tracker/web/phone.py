@@ -22,13 +22,32 @@ from flask import (
 )
 
 from ..config import PROJECT_ROOT
+from ..dispatch.categories import categories
 from ..ingest.events import send_task
 
 bp = Blueprint("phone", __name__, template_folder="templates")
 
 ICON_SIZES = (192, 512)
-STATIC_SHELL = ("m/app.js", "m/i18n.js", "m/queue.js", "m/phone.css", "m/icon.svg")
-VENDOR_SHELL = ("vendor/socket.io.min.js",)
+STATIC_SHELL = tuple(
+    f"m/{name}"
+    for name in (
+        "app.js",
+        "geo.js",
+        "i18n.js",
+        "idb.js",
+        "outbox.js",
+        "queue.js",
+        "report-screen.js",
+        "reports.js",
+        "task-screen.js",
+        "taskmap.js",
+        "tasks.js",
+        "phone.css",
+        "icon.svg",
+    )
+)
+# MapLibre draws the task screen's map; cached so that a task opens offline too.
+VENDOR_SHELL = ("vendor/socket.io.min.js", "vendor/maplibre-gl.js", "vendor/maplibre-gl.css")
 # Dark green background, white ring and dot: the same drawing as static/m/icon.svg.
 ICON_BACKGROUND = (0x0B, 0x5D, 0x4B)
 
@@ -43,6 +62,7 @@ def _settings() -> dict[str, Any]:
         "batch_size": config["PHONE_BATCH_SIZE"],
         "ack_timeout_s": config["PHONE_ACK_TIMEOUT_S"],
         "queue_cap": config["PHONE_QUEUE_CAP"],
+        "categories": categories(),
     }
 
 

@@ -14,6 +14,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from .. import store
+from ..messages import Message, UserError
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +25,7 @@ UNIT_KINDS = ("district", "street", "community", "grid")
 UNIT_NAME_MAX_CHARS = 100
 
 
-class BoundaryImportError(ValueError):
+class BoundaryImportError(UserError):
     """The file cannot be imported; the message names the feature and the problem."""
 
 
@@ -41,7 +42,7 @@ class ImportReport:
         return {"created": self.created, "updated": self.updated, "repaired": self.repaired}
 
 
-def name_problem(name: str, max_chars: int = UNIT_NAME_MAX_CHARS) -> str | None:
+def name_problem(name: str, max_chars: int = UNIT_NAME_MAX_CHARS) -> Message | None:
     """Return the rule a name (already stripped) breaks, or None if it is acceptable.
 
     Args:
@@ -50,22 +51,27 @@ def name_problem(name: str, max_chars: int = UNIT_NAME_MAX_CHARS) -> str | None:
 
     Returns:
         "must not be empty", "must be at most N characters ..." or "must not contain
-        control characters" (PostgreSQL refuses NUL, and a line break splits log lines).
+        control characters" (PostgreSQL refuses NUL, and a line break splits log lines),
+        as a Message to fill into a sentence.
     """
     if not name:
-        return "must not be empty"
+        return Message("must not be empty")
     if len(name) > max_chars:
-        return f"must be at most {max_chars} characters, got {len(name)}"
+        return Message(
+            "must be at most %(max_chars)s characters, got %(count)s",
+            max_chars=max_chars,
+            count=len(name),
+        )
     if any(unicodedata.category(char) == "Cc" for char in name):
-        return "must not contain control characters"
+        return Message("must not contain control characters")
     return None
 
 
-def kind_problem(kind: str) -> str | None:
+def kind_problem(kind: str) -> Message | None:
     """Return the rule a unit kind breaks, or None if it is one of UNIT_KINDS."""
     if kind in UNIT_KINDS:
         return None
-    return f"must be one of {', '.join(UNIT_KINDS)}, got {kind!r}"
+    return Message("must be one of %(kinds)s, got %(kind)r", kinds=", ".join(UNIT_KINDS), kind=kind)
 
 
 def _check_crs(label: str, doc: dict[str, Any]) -> None:
@@ -77,7 +83,9 @@ def _check_crs(label: str, doc: dict[str, Any]) -> None:
     name = props.get("name") if isinstance(props, dict) else None
     if not isinstance(name, str) or name not in WGS84_NAMES:
         raise BoundaryImportError(
-            f"{label}: must be WGS-84 longitude/latitude (EPSG:4326), got {name}"
+            "%(label)s: must be WGS-84 longitude/latitude (EPSG:4326), got %(crs)s",
+            label=label,
+            crs=name,
         )
 
 
@@ -88,19 +96,30 @@ def _position(label: str, path: str, value: Any) -> list[float]:
         or len(value) < 2
         or not all(type(v) in (int, float) for v in value)
     ):
-        raise BoundaryImportError(f"{label}: {path} must be a position [lon, lat]")
+        raise BoundaryImportError(
+            "%(label)s: %(path)s must be a position [lon, lat]", label=label, path=path
+        )
     try:
         lon, lat = float(value[0]), float(value[1])
     except OverflowError:
         raise BoundaryImportError(
-            f"{label}: {path} holds a number too large to be a degree"
+            "%(label)s: %(path)s holds a number too large to be a degree", label=label, path=path
         ) from None
     if not (math.isfinite(lon) and math.isfinite(lat)):
-        raise BoundaryImportError(f"{label}: {path} must be finite numbers, got {value[:2]}")
+        raise BoundaryImportError(
+            "%(label)s: %(path)s must be finite numbers, got %(values)s",
+            label=label,
+            path=path,
+            values=value[:2],
+        )
     if not (-180 <= lon <= 180 and -90 <= lat <= 90):
         raise BoundaryImportError(
-            f"{label}: coordinate [{lon}, {lat}] at {path} is not WGS-84 longitude/latitude "
-            "(lon -180..180, lat -90..90)"
+            "%(label)s: coordinate [%(lon)s, %(lat)s] at %(path)s is not WGS-84 "
+            "longitude/latitude (lon -180..180, lat -90..90)",
+            label=label,
+            lon=lon,
+            lat=lat,
+            path=path,
         )
     return [lon, lat]
 
@@ -108,16 +127,23 @@ def _position(label: str, path: str, value: Any) -> list[float]:
 def _ring(label: str, path: str, value: Any) -> list[list[float]]:
     """Return a linear ring as [lon, lat] positions, or raise naming the rule it breaks."""
     if not isinstance(value, list):
-        raise BoundaryImportError(f"{label}: {path} must be a ring (a list of positions)")
+        raise BoundaryImportError(
+            "%(label)s: %(path)s must be a ring (a list of positions)", label=label, path=path
+        )
     ring = [_position(label, f"{path}[{i}]", p) for i, p in enumerate(value)]
     if len(ring) < 4:
         raise BoundaryImportError(
-            f"{label}: {path} has {len(ring)} positions; a ring needs at least 4, "
-            "the last equal to the first"
+            "%(label)s: %(path)s has %(count)s positions; a ring needs at least 4, "
+            "the last equal to the first",
+            label=label,
+            path=path,
+            count=len(ring),
         )
     if ring[0] != ring[-1]:
         raise BoundaryImportError(
-            f"{label}: {path} is not closed: its last position must equal its first"
+            "%(label)s: %(path)s is not closed: its last position must equal its first",
+            label=label,
+            path=path,
         )
     return ring
 
@@ -125,7 +151,11 @@ def _ring(label: str, path: str, value: Any) -> list[list[float]]:
 def _polygon(label: str, path: str, value: Any) -> list[list[list[float]]]:
     """Return a polygon as a list of rings, or raise naming the rule it breaks."""
     if not isinstance(value, list) or not value:
-        raise BoundaryImportError(f"{label}: {path} must be a polygon (a non-empty list of rings)")
+        raise BoundaryImportError(
+            "%(label)s: %(path)s must be a polygon (a non-empty list of rings)",
+            label=label,
+            path=path,
+        )
     return [_ring(label, f"{path}[{i}]", ring) for i, ring in enumerate(value)]
 
 
@@ -145,14 +175,20 @@ def checked_geometry(label: str, geometry: Any) -> dict[str, Any]:
     """
     if not isinstance(geometry, dict) or geometry.get("type") not in ("Polygon", "MultiPolygon"):
         got = geometry.get("type") if isinstance(geometry, dict) else geometry
-        raise BoundaryImportError(f"{label}: geometry must be Polygon or MultiPolygon, got {got}")
+        raise BoundaryImportError(
+            "%(label)s: geometry must be Polygon or MultiPolygon, got %(type)s",
+            label=label,
+            type=got,
+        )
     _check_crs(f"{label}: geometry.crs", geometry)
     coordinates = geometry.get("coordinates")
     path = "geometry.coordinates"
     if geometry["type"] == "Polygon":
         return {"type": "Polygon", "coordinates": _polygon(label, path, coordinates)}
     if not isinstance(coordinates, list) or not coordinates:
-        raise BoundaryImportError(f"{label}: {path} must be a non-empty list of polygons")
+        raise BoundaryImportError(
+            "%(label)s: %(path)s must be a non-empty list of polygons", label=label, path=path
+        )
     polygons = [_polygon(label, f"{path}[{i}]", p) for i, p in enumerate(coordinates)]
     return {"type": "MultiPolygon", "coordinates": polygons}
 
@@ -164,18 +200,26 @@ def single_geometry(label: str, doc: Any) -> dict[str, Any]:
         BoundaryImportError: the document holds no single usable polygon.
     """
     if not isinstance(doc, dict):
-        raise BoundaryImportError(f"{label}: must be a GeoJSON object, got {type(doc).__name__}")
+        raise BoundaryImportError(
+            "%(label)s: must be a GeoJSON object, got %(type)s",
+            label=label,
+            type=type(doc).__name__,
+        )
     _check_crs(f"{label}: crs", doc)
     if doc.get("type") == "FeatureCollection":
         features = doc.get("features")
         if not isinstance(features, list) or len(features) != 1:
             count = len(features) if isinstance(features, list) else 0
             raise BoundaryImportError(
-                f"{label}: features: expected exactly one feature, got {count}"
+                "%(label)s: features: expected exactly one feature, got %(count)s",
+                label=label,
+                count=count,
             )
         doc = features[0]
         if not isinstance(doc, dict):
-            raise BoundaryImportError(f"{label}: features[0] must be a GeoJSON Feature")
+            raise BoundaryImportError(
+                "%(label)s: features[0] must be a GeoJSON Feature", label=label
+            )
     if doc.get("type") == "Feature":
         doc = doc.get("geometry")
     return checked_geometry(label, doc)
@@ -195,24 +239,32 @@ class _Feature:
 def _feature_parts(index: int, feature: Any) -> _Feature:
     """Return the checked parts of a feature, or raise naming it."""
     if not isinstance(feature, dict) or feature.get("type") != "Feature":
-        raise BoundaryImportError(f"features[{index}]: must be a GeoJSON Feature")
+        raise BoundaryImportError("features[%(index)s]: must be a GeoJSON Feature", index=index)
     props = feature.get("properties")
     if props is None:
         props = {}
     if not isinstance(props, dict):
-        raise BoundaryImportError(f"features[{index}]: properties must be an object")
+        raise BoundaryImportError("features[%(index)s]: properties must be an object", index=index)
     name = props.get("name")
     if not isinstance(name, str) or not name.strip():
-        raise BoundaryImportError(f"features[{index}]: properties.name must be a non-empty string")
+        raise BoundaryImportError(
+            "features[%(index)s]: properties.name must be a non-empty string", index=index
+        )
     name = name.strip()
     if problem := name_problem(name):
-        raise BoundaryImportError(f"features[{index}]: properties.name {problem}")
+        raise BoundaryImportError(
+            "features[%(index)s]: properties.name %(problem)s", index=index, problem=problem
+        )
     label = f"features[{index}] ({name})"
     kind = props.get("kind")
     if not isinstance(kind, str) or not kind.strip():
-        raise BoundaryImportError(f"{label}: properties.kind must be a non-empty string")
+        raise BoundaryImportError(
+            "%(label)s: properties.kind must be a non-empty string", label=label
+        )
     if problem := kind_problem(kind.strip()):
-        raise BoundaryImportError(f"{label}: properties.kind {problem}")
+        raise BoundaryImportError(
+            "%(label)s: properties.kind %(problem)s", label=label, problem=problem
+        )
     geometry = checked_geometry(label, feature.get("geometry"))
     return _Feature(label, name, kind.strip(), props.get("parent"), geometry)
 
@@ -244,8 +296,9 @@ def import_units(session: Session, doc: Any) -> ImportReport:
         key = (parent_id, feature.kind, feature.name)
         if key in seen:
             raise BoundaryImportError(
-                f"{feature.label}: same name, kind and parent as {seen[key]}; "
-                "each unit may appear once"
+                "%(label)s: same name, kind and parent as %(other)s; each unit may appear once",
+                label=feature.label,
+                other=seen[key],
             )
         seen[key] = feature.label
         unit_id, created, reason = _store(session, feature, parent_id)
@@ -265,17 +318,26 @@ def _store(
     try:
         with session.begin_nested():
             reason, area = store.zones.boundary_repair(session, geojson)
-            if area <= 0:
-                why = f" ({reason})" if reason else ""
+            if area <= 0 and reason:
                 raise BoundaryImportError(
-                    f"{feature.label}: geometry encloses no area{why}; ST_MakeValid would leave "
-                    "no polygon of it"
+                    "%(label)s: geometry encloses no area (%(reason)s); ST_MakeValid would "
+                    "leave no polygon of it",
+                    label=feature.label,
+                    reason=reason,
+                )
+            if area <= 0:
+                raise BoundaryImportError(
+                    "%(label)s: geometry encloses no area; ST_MakeValid would leave no "
+                    "polygon of it",
+                    label=feature.label,
                 )
             return store.zones.upsert_unit(session, feature.name, feature.kind, parent_id, geojson)
     except DBAPIError as exc:
         problem = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
         raise BoundaryImportError(
-            f"{feature.label}: geometry rejected by PostGIS: {problem}"
+            "%(label)s: geometry rejected by PostGIS: %(problem)s",
+            label=feature.label,
+            problem=problem,
         ) from None
 
 
@@ -294,16 +356,27 @@ def _resolve_parent(
         ids = ids_by_name[parent]
         if len(ids) > 1:
             raise BoundaryImportError(
-                f"{label}: properties.parent {parent!r} matches several units in the file"
+                "%(label)s: properties.parent %(parent)r matches several units in the file",
+                label=label,
+                parent=parent,
             )
         return ids[0]
     found = store.scope.units_named_or_numbered(session, parent)
     if len(found) == 1:
         return found[0]
     if found:
-        problem = "matches several units"
-    elif isinstance(parent, str) and any(f.name == parent for f in parsed[position + 1 :]):
-        problem = "comes later in the file; a parent must come before its children"
-    else:
-        problem = "is not a unit"
-    raise BoundaryImportError(f"{label}: properties.parent {parent!r} {problem}")
+        raise BoundaryImportError(
+            "%(label)s: properties.parent %(parent)r matches several units",
+            label=label,
+            parent=parent,
+        )
+    if isinstance(parent, str) and any(f.name == parent for f in parsed[position + 1 :]):
+        raise BoundaryImportError(
+            "%(label)s: properties.parent %(parent)r comes later in the file; a parent must "
+            "come before its children",
+            label=label,
+            parent=parent,
+        )
+    raise BoundaryImportError(
+        "%(label)s: properties.parent %(parent)r is not a unit", label=label, parent=parent
+    )

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import partial
+from typing import Any
 
 import gevent
 from flask import Flask
@@ -39,7 +40,7 @@ def evaluate_fixes(
     for fact in store.zones.zone_facts(session, person_ids):
         point = (fact.lat, fact.lon)
         states: dict[str, bool | None] = {}
-        kinds: list[tuple[str, str | None]] = []
+        kinds: list[tuple[str, dict[str, Any] | None]] = []
         if fact.signal_lost:
             states["signal_lost"] = False
             kinds.append(("signal_back", None))
@@ -48,19 +49,20 @@ def evaluate_fixes(
                 fact.zone_inside, fact.signed_distance_m, fact.accuracy_m
             )
             if (kind := zone_alert(fact.zone_inside, inside)) is not None:
-                kinds.append((kind, f"{abs(fact.signed_distance_m):.0f} m from the boundary"))
+                facts = {"distance_m": round(abs(fact.signed_distance_m)), "inside": inside}
+                kinds.append((kind, facts))
             if inside != fact.zone_inside:
                 states["zone_inside"] = inside
         low = battery_rule.next_low(fact.battery_low, fact.battery)
         if low != fact.battery_low:
             states["battery_low"] = low
             if low:
-                kinds.append(("low_battery", f"{fact.battery:.0%}"))
+                kinds.append(("low_battery", {"battery": round(fact.battery, 2)}))
         if states:
             store.zones.set_watch_state(session, fact.person_id, **states)
-        for kind, note in kinds:
+        for kind, facts in kinds:
             alert, new = store.alerts.insert_alert(
-                session, fact.person_id, fact.device_id, kind, fact.ts, point, note
+                session, fact.person_id, fact.device_id, kind, fact.ts, point, None, facts
             )
             if new:
                 alerts.append(alert)
@@ -91,7 +93,14 @@ def check_signals(now: datetime, lost_after: timedelta) -> list[AlertRow]:
         point = (row.lat, row.lon) if row.lat is not None else None
         minutes = (now - row.last_seen).total_seconds() / 60
         alert, _ = store.alerts.insert_alert(
-            session, row.person_id, None, "signal_lost", now, point, f"{minutes:.0f} min"
+            session,
+            row.person_id,
+            None,
+            "signal_lost",
+            now,
+            point,
+            None,
+            {"minutes": round(minutes)},
         )
         alerts.append(alert)
     return alerts

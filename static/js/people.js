@@ -1,0 +1,601 @@
+/* The live people layer: markers, counts, filters, the unit tree, the person card and trail.
+ *
+ * One GeoJSON source holds every shown person; a circle layer colours them by role (grey
+ * when stale) and a symbol layer draws heading arrows from zoom 14, so WebGL keeps 20,000
+ * people fast. Updates are merged into a Map keyed by person; at most once per frame the
+ * people whose marker changed are sent to the source as a diff (updateData).
+ */
+import { getJson } from "./api.js";
+import { ageText, roleName, t } from "./i18n.js";
+
+export const STALE_COLOR = "#a3aab2";
+const ROLE_COLORS = {
+  volunteer: "#e67e22",
+  street_chief: "#c0392b",
+  grid_worker: "#2d7dd2",
+  patrol: "#1e9e5a",
+};
+const EXTRA_COLORS = ["#8e44ad", "#16a085", "#b7950b", "#34495e"];
+const MOVING_MPS = 0.5;
+const $ = (id) => document.getElementById(id);
+
+/** Return the heading arrow: a wedge above the centre, rotated with the heading. */
+function arrowImage() {
+  const size = 64;
+  const canvas = document.createElement("canvas");
+  canvas.width = canvas.height = size;
+  const ctx = canvas.getContext("2d");
+  ctx.beginPath();
+  ctx.moveTo(size / 2, 2);
+  ctx.lineTo(size / 2 + 9, 19);
+  ctx.lineTo(size / 2 - 9, 19);
+  ctx.closePath();
+  ctx.fillStyle = "#1c2733";
+  ctx.strokeStyle = "#ffffff";
+  ctx.lineWidth = 2;
+  ctx.stroke();
+  ctx.fill();
+  return ctx.getImageData(0, 0, size, size);
+}
+
+function addPeopleLayers(map) {
+  map.addImage("arrow", arrowImage(), { pixelRatio: 2 });
+  const empty = { type: "FeatureCollection", features: [] };
+  map.addSource("trail", { type: "geojson", data: empty });
+  map.addSource("selected", { type: "geojson", data: empty });
+  // Points need no simplification and little buffer; tiles past z14 are overzoomed.
+  map.addSource("people", { type: "geojson", data: empty, buffer: 32, maxzoom: 14 });
+  map.addLayer({
+    id: "trail-line",
+    type: "line",
+    source: "trail",
+    layout: { "line-join": "round", "line-cap": "round" },
+    paint: { "line-color": "#1f7ae0", "line-width": 3.5, "line-opacity": 0.85 },
+  });
+  map.addLayer({
+    id: "people-selected",
+    type: "circle",
+    source: "selected",
+    paint: {
+      "circle-radius": 13,
+      "circle-color": "rgba(31, 122, 224, 0.18)",
+      "circle-stroke-color": "#1f7ae0",
+      "circle-stroke-width": 2,
+    },
+  });
+  map.addLayer({
+    id: "people-arrows",
+    type: "symbol",
+    source: "people",
+    // Arrows only where they can be told apart; placing 20,000 icons city-wide is costly.
+    minzoom: 14,
+    filter: ["get", "moving"],
+    layout: {
+      "icon-image": "arrow",
+      "icon-rotate": ["get", "heading"],
+      "icon-rotation-alignment": "map",
+      "icon-allow-overlap": true,
+      "icon-ignore-placement": true,
+      "icon-size": ["interpolate", ["linear"], ["zoom"], 10, 0.6, 15, 1],
+    },
+  });
+  map.addLayer({
+    id: "people",
+    type: "circle",
+    source: "people",
+    paint: {
+      "circle-color": ["case", ["get", "stale"], STALE_COLOR, ["get", "color"]],
+      "circle-opacity": ["case", ["get", "stale"], 0.75, 1],
+      "circle-radius": ["interpolate", ["linear"], ["zoom"], 9, 2.5, 12, 3.5, 14, 5.5, 17, 8],
+      "circle-stroke-color": "#ffffff",
+      "circle-stroke-width": ["interpolate", ["linear"], ["zoom"], 9, 0.5, 13, 1.5],
+    },
+  });
+}
+
+function recordFrom(item) {
+  return {
+    id: item.person_id, name: item.name, role: item.role, unit_id: item.unit_id, on_duty: item.on_duty,
+    ts: Date.parse(item.ts), lon: item.lon, lat: item.lat, accuracy: item.accuracy, speed: item.speed,
+    heading: item.heading, battery: item.battery,
+  };
+}
+
+function sameFeature(a, b) {
+  const pa = a.properties;
+  const pb = b.properties;
+  return a.geometry.coordinates[0] === b.geometry.coordinates[0] &&
+    a.geometry.coordinates[1] === b.geometry.coordinates[1] &&
+    pa.stale === pb.stale && pa.moving === pb.moving && pa.heading === pb.heading && pa.color === pb.color;
+}
+
+/** Draw the people of the viewer's scope on `base` (from createMap) and wire the sidebar. */
+export function createPeopleLayer(base, settings) {
+  const { map, project, unproject, units } = base;
+  const people = new Map(); // person id -> record (WGS-84, ts in epoch ms)
+  // duty: "on" | "all" | "reporting" (on duty, a recent fix) | "silent" (on duty, no recent fix)
+  const filters = { hiddenRoles: new Set(), duty: "on", search: "", unitIds: null, unitId: null };
+  const hooks = { placeClick: null, gridClick: null }; // the panels take map clicks here
+  const extraRoles = [];
+  // What the people source holds: person id -> the feature last sent to the map. Each
+  // render sends only the difference (GeoJSONSource.updateData), never the whole collection.
+  const drawnFeatures = new Map();
+  let sourceSeeded = false;
+  let selectedId = null;
+  let trail = []; // WGS-84 [lon, lat, ts] of the selected person's fixes today
+  let trailSummary = null;
+  let renderQueued = false;
+  let lastRenderMs = 0;
+  let firstFit = false;
+  let roleCounts = {};
+  let selectedKey = null;
+  let narrowed = false;
+  let socket = null;
+
+  const ready = base.ready.then(() => addPeopleLayers(map));
+
+  function roleColor(role) {
+    if (ROLE_COLORS[role]) return ROLE_COLORS[role];
+    let index = extraRoles.indexOf(role);
+    if (index < 0) index = extraRoles.push(role) - 1;
+    return EXTRA_COLORS[index % EXTRA_COLORS.length];
+  }
+
+  function isStale(p, now) {
+    return now - p.ts > settings.stale_after_s * 1000;
+  }
+
+  function unitName(unitId) {
+    return units.get(unitId)?.name ?? t("no_unit");
+  }
+
+  /** Fill a <dl> with a person's details. */
+  function fillDetails(dl, p) {
+    const none = t("none");
+    const rows = [
+      [t("popup.role"), roleName(p.role)],
+      [t("popup.unit"), unitName(p.unit_id)],
+      [t("popup.last_fix"), ageText(p.ts) + (isStale(p, Date.now()) ? ` · ${t("popup.stale")}` : "")],
+      [t("popup.accuracy"), p.accuracy == null ? none : t("unit.m", { n: Math.round(p.accuracy) })],
+      [t("popup.speed"), p.speed == null ? none : t("unit.kmh", { n: (p.speed * 3.6).toFixed(1) })],
+      [t("popup.battery"), p.battery == null ? none : `${Math.round(p.battery * 100)}%`],
+      ["", p.on_duty ? t("popup.on_duty") : t("popup.off_duty")],
+    ];
+    dl.replaceChildren();
+    for (const [label, value] of rows) {
+      const dt = document.createElement("dt");
+      const dd = document.createElement("dd");
+      dt.textContent = label;
+      dd.textContent = value;
+      dl.append(dt, dd);
+    }
+  }
+
+  // --- drawing ------------------------------------------------------------------
+  function passesDuty(p) {
+    if (filters.duty === "on") return p.on_duty;
+    if (filters.duty === "reporting") return p.on_duty && !p.stale;
+    if (filters.duty === "silent") return p.on_duty && p.stale;
+    return true;
+  }
+
+  function passesFilters(p) {
+    if (!passesDuty(p)) return false;
+    if (filters.unitIds && !filters.unitIds.has(p.unit_id)) return false;
+    if (filters.search && !p.name.toLowerCase().includes(filters.search)) return false;
+    return true;
+  }
+
+  function scheduleRender() {
+    if (renderQueued) return;
+    renderQueued = true;
+    requestAnimationFrame(render);
+  }
+
+  /** Bring the people source up to date with the state; update counts and the open card. */
+  function render() {
+    renderQueued = false;
+    const source = map.getSource("people");
+    if (!source) return;
+    const started = performance.now();
+    const now = Date.now();
+    const changed = [];
+    const seen = new Set();
+    let reporting = 0;
+    let silent = 0;
+    let staleShown = 0;
+    roleCounts = {};
+    for (const role of settings.roles) roleCounts[role] = 0;
+    for (const p of people.values()) {
+      const stale = isStale(p, now);
+      p.stale = stale;
+      if (p.on_duty && stale) silent += 1;
+      else if (p.on_duty) reporting += 1;
+      if (!passesFilters(p)) continue;
+      roleCounts[p.role] = (roleCounts[p.role] || 0) + 1;
+      if (filters.hiddenRoles.has(p.role)) continue;
+      if (stale) staleShown += 1;
+      seen.add(p.id);
+      const feature = {
+        type: "Feature",
+        id: p.id,
+        geometry: { type: "Point", coordinates: project(p.lon, p.lat) },
+        properties: {
+          id: p.id,
+          role: p.role,
+          color: roleColor(p.role),
+          stale,
+          moving: !stale && p.speed != null && p.speed > MOVING_MPS && p.heading != null,
+          heading: p.heading || 0,
+        },
+      };
+      const known = drawnFeatures.get(p.id);
+      if (known && sameFeature(known, feature)) continue;
+      drawnFeatures.set(p.id, feature);
+      changed.push(feature);
+    }
+    const removed = [...drawnFeatures.keys()].filter((id) => !seen.has(id));
+    for (const id of removed) drawnFeatures.delete(id);
+    if (!sourceSeeded) {
+      sourceSeeded = true;
+      source.setData({ type: "FeatureCollection", features: [...drawnFeatures.values()] });
+    } else if (changed.length || removed.length) {
+      source.updateData({ add: changed, remove: removed });
+    }
+    drawSelected();
+    $("count-reporting").textContent = reporting;
+    $("count-silent").textContent = silent;
+    $("count-shown").textContent = drawnFeatures.size;
+    $("count-stale").textContent = staleShown;
+    renderRoleCounts();
+    const hint = $("search-hint");
+    hint.hidden = !filters.search || drawnFeatures.size > 0;
+    hint.textContent = t("search.no_match");
+    if (selectedId !== null) renderCard();
+    lastRenderMs = performance.now() - started;
+  }
+
+  function drawSelected() {
+    const source = map.getSource("selected");
+    if (!source) return;
+    const p = selectedId === null ? null : people.get(selectedId);
+    const coords = p ? project(p.lon, p.lat) : null;
+    const key = coords ? coords.join(",") : "";
+    if (key === selectedKey) return;
+    selectedKey = key;
+    source.setData({
+      type: "FeatureCollection",
+      features: coords ? [{ type: "Feature", properties: {}, geometry: { type: "Point", coordinates: coords } }] : [],
+    });
+  }
+
+  function renderRoleCounts() {
+    const list = $("role-list");
+    for (const [role, n] of Object.entries(roleCounts)) {
+      let item = list.querySelector(`[data-role="${CSS.escape(role)}"]`);
+      if (!item) {
+        item = document.createElement("li");
+        item.dataset.role = role;
+        const label = document.createElement("label");
+        const box = document.createElement("input");
+        box.type = "checkbox";
+        box.checked = !filters.hiddenRoles.has(role);
+        box.addEventListener("change", () => {
+          if (box.checked) filters.hiddenRoles.delete(role);
+          else filters.hiddenRoles.add(role);
+          scheduleRender();
+        });
+        const dot = document.createElement("span");
+        dot.className = "role-dot";
+        dot.style.background = roleColor(role);
+        const name = document.createElement("span");
+        name.textContent = roleName(role);
+        const count = document.createElement("span");
+        count.className = "count";
+        label.append(box, dot, name, count);
+        item.append(label);
+        list.append(item);
+      }
+      item.querySelector(".count").textContent = n;
+    }
+  }
+
+  // Staleness depends on the clock, not only on updates: redraw when someone turns grey.
+  setInterval(() => {
+    const now = Date.now();
+    let changed = false;
+    for (const p of people.values()) if (p.stale !== isStale(p, now)) changed = true;
+    if (changed) scheduleRender();
+    else if (selectedId !== null) renderCard();
+  }, 1000);
+
+  // --- data -----------------------------------------------------------------------
+  /** Merge fixes into the state; an older fix never replaces a newer one. */
+  function merge(records) {
+    for (const record of records) {
+      const known = people.get(record.id);
+      if (known && known.ts >= record.ts) continue;
+      record.stale = known ? known.stale : undefined;
+      people.set(record.id, record);
+      if (record.id === selectedId) {
+        trail.push([record.lon, record.lat, record.ts]);
+        drawTrail();
+        if ($("card-follow").checked) map.easeTo({ center: project(record.lon, record.lat), duration: 500 });
+      }
+    }
+  }
+
+  /** Apply one `positions` push from /live. */
+  function applyPositions(batch) {
+    merge(batch.map(recordFrom));
+    scheduleRender();
+    fitOnce();
+  }
+
+  function viewportBbox() {
+    const bounds = map.getBounds();
+    const padLon = (bounds.getEast() - bounds.getWest()) * 0.25;
+    const padLat = (bounds.getNorth() - bounds.getSouth()) * 0.25;
+    const sw = unproject(bounds.getWest() - padLon, bounds.getSouth() - padLat);
+    const ne = unproject(bounds.getEast() + padLon, bounds.getNorth() + padLat);
+    return [Math.max(-180, sw[0]), Math.max(-90, sw[1]), Math.min(180, ne[0]), Math.min(90, ne[1])];
+  }
+
+  function subscribeViewport() {
+    socket.emit("subscribe", { bbox: narrowed ? viewportBbox() : null });
+  }
+
+  /** Replace the state with /api/v1/live (after a (re)connect, nothing shown is stale). */
+  async function resync() {
+    let url = "/api/v1/live";
+    if (narrowed) url += `?bbox=${viewportBbox().join(",")}`;
+    const collection = await getJson(url);
+    const records = collection.features.map((f) =>
+      recordFrom({ ...f.properties, lon: f.geometry.coordinates[0], lat: f.geometry.coordinates[1] }));
+    if (!narrowed) {
+      const present = new Set(records.map((r) => r.id));
+      for (const id of [...people.keys()]) if (!present.has(id)) people.delete(id);
+    }
+    merge(records);
+    if (!narrowed && people.size > settings.viewport_min_people) {
+      narrowed = true;
+      subscribeViewport();
+    }
+    scheduleRender();
+    fitOnce();
+    document.body.dataset.synced = String(Date.now());
+  }
+
+  /** Follow the /live socket: positions, and a resync after every (re)connect. */
+  function attach(liveSocket) {
+    socket = liveSocket;
+    socket.on("connect", () => {
+      if (narrowed) subscribeViewport();
+      resync();
+    });
+    socket.on("positions", (message) => applyPositions(message.positions));
+  }
+
+  // --- units ----------------------------------------------------------------------
+  async function loadUnits() {
+    base.showUnits(await getJson("/api/v1/units"));
+    renderUnitTree();
+  }
+
+  function renderUnitTree() {
+    const roots = [...units.values()].filter((u) => !units.has(u.parent_id));
+    const node = (unit) => {
+      const li = document.createElement("li");
+      const choose = document.createElement("button");
+      choose.type = "button";
+      choose.dataset.unit = unit === null ? "" : unit.id;
+      choose.textContent = unit === null ? t("all_units") : unit.name;
+      choose.addEventListener("click", () => selectUnit(unit));
+      li.append(choose);
+      if (unit?.children.length) {
+        const ul = document.createElement("ul");
+        for (const child of unit.children) ul.append(node(child));
+        li.append(ul);
+      }
+      return li;
+    };
+    const ul = document.createElement("ul");
+    ul.append(node(null), ...roots.map(node));
+    $("unit-tree").replaceChildren(ul);
+    markActiveUnit();
+  }
+
+  function markActiveUnit() {
+    const active = String(filters.unitId === null ? "" : filters.unitId);
+    for (const b of document.querySelectorAll("#unit-tree button")) b.classList.toggle("active", b.dataset.unit === active);
+  }
+
+  function selectUnit(unit) {
+    filters.unitId = unit ? unit.id : null;
+    filters.unitIds = unit ? base.unitSubtree(unit) : null;
+    markActiveUnit();
+    scheduleRender();
+    if (!unit) return;
+    const bounds = new base.maplibregl.LngLatBounds();
+    for (const id of base.unitSubtree(unit)) base.extendBounds(bounds, units.get(id).geometry);
+    if (!bounds.isEmpty()) map.fitBounds(bounds, { padding: 60, maxZoom: 16 });
+  }
+
+  /** Frame the scope's units and people once, when the first data is in. */
+  function fitOnce() {
+    if (firstFit) return;
+    const bounds = new base.maplibregl.LngLatBounds();
+    for (const unit of units.values()) base.extendBounds(bounds, unit.geometry);
+    for (const p of people.values()) bounds.extend(project(p.lon, p.lat));
+    if (bounds.isEmpty()) return;
+    firstFit = true;
+    map.fitBounds(bounds, { padding: 60, maxZoom: 16, duration: 0 });
+  }
+
+  // --- selection, trail and follow --------------------------------------------------
+  function drawTrail() {
+    const source = map.getSource("trail");
+    if (!source) return;
+    const coords = trail.map((c) => project(c[0], c[1]));
+    const features = coords.length > 1
+      ? [{ type: "Feature", properties: {}, geometry: { type: "LineString", coordinates: coords } }]
+      : [];
+    source.setData({ type: "FeatureCollection", features });
+  }
+
+  function startOfToday() {
+    const day = new Date();
+    day.setHours(0, 0, 0, 0);
+    return day.toISOString();
+  }
+
+  /** Select a person (null: none): the card, the ring and today's trail. */
+  async function selectPerson(id) {
+    selectedId = id;
+    trail = [];
+    trailSummary = null;
+    drawTrail();
+    drawSelected();
+    $("person-card").hidden = id === null;
+    if (id === null) return;
+    $("card-follow").checked = false;
+    renderCard();
+    const feature = await getJson(`/api/v1/people/${id}/track?from=${encodeURIComponent(startOfToday())}`);
+    if (selectedId !== id) return;
+    const g = feature.geometry;
+    const fixes = !g ? [] : g.type === "Point" ? [g.coordinates] : g.coordinates;
+    // Fixes pushed while the track loaded are already in `trail`: keep those it lacks.
+    const endedAt = feature.properties.ended_at ? Date.parse(feature.properties.ended_at) : 0;
+    trail = fixes.concat(trail.filter((fix) => fix[2] > endedAt));
+    trailSummary = feature.properties;
+    drawTrail();
+    renderCard();
+  }
+
+  function renderCard() {
+    const p = people.get(selectedId);
+    if (!p) return;
+    $("card-name").textContent = p.name;
+    $("card-dot").style.background = p.stale ? STALE_COLOR : roleColor(p.role);
+    fillDetails($("card-details"), p);
+    let summary = "";
+    if (trailSummary) {
+      summary = trailSummary.points
+        ? t("trail.points", { n: trailSummary.points, km: (trailSummary.distance_m / 1000).toFixed(2) })
+        : t("trail.none");
+    }
+    $("card-trail").textContent = summary;
+  }
+
+  $("card-close").addEventListener("click", () => selectPerson(null));
+  $("card-follow").addEventListener("change", (event) => {
+    const p = people.get(selectedId);
+    if (event.target.checked && p) map.easeTo({ center: project(p.lon, p.lat), zoom: Math.max(map.getZoom(), 15) });
+  });
+
+  const hoverPopup = new base.maplibregl.Popup({ closeButton: false, closeOnClick: false, offset: 10 });
+  function popupContent(p) {
+    const box = document.createElement("div");
+    const name = document.createElement("div");
+    name.className = "popup-name";
+    name.textContent = p.name;
+    const dl = document.createElement("dl");
+    dl.className = "details";
+    fillDetails(dl, p);
+    box.append(name, dl);
+    return box;
+  }
+
+  ready.then(() => {
+    map.on("mousemove", "people", (event) => {
+      const p = people.get(event.features[0].properties.id);
+      if (!p) return;
+      map.getCanvas().style.cursor = "pointer";
+      hoverPopup.setLngLat(project(p.lon, p.lat)).setDOMContent(popupContent(p)).addTo(map);
+    });
+    map.on("mouseleave", "people", () => {
+      map.getCanvas().style.cursor = "";
+      hoverPopup.remove();
+    });
+    // One click handler: a mode (placing an incident) takes the click first, then a
+    // person under the pointer, then the grid under it.
+    map.on("click", (event) => {
+      const [lon, lat] = unproject(event.lngLat.lng, event.lngLat.lat);
+      if (hooks.placeClick) {
+        hooks.placeClick(lon, lat);
+        return;
+      }
+      const { x, y } = event.point;
+      const hit = map.queryRenderedFeatures([[x - 4, y - 4], [x + 4, y + 4]], { layers: ["people"] });
+      if (hit.length) {
+        selectPerson(hit[0].properties.id);
+        return;
+      }
+      const grids = map.queryRenderedFeatures(event.point, { layers: ["units-fill"] })
+        .filter((f) => f.properties.kind === "grid");
+      if (grids.length && hooks.gridClick) hooks.gridClick(grids[0].properties.id);
+    });
+    map.on("moveend", () => {
+      if (!narrowed || !socket?.connected) return;
+      subscribeViewport();
+      resync();
+    });
+  });
+
+  // --- filters --------------------------------------------------------------------
+  /** Show on duty, everyone, or only the on-duty people who report (or are silent). */
+  function setDuty(duty) {
+    filters.duty = duty;
+    for (const b of document.querySelectorAll("[data-duty]")) b.classList.toggle("active", b.dataset.duty === duty);
+    for (const b of document.querySelectorAll("[data-duty-split]")) {
+      const active = b.dataset.dutySplit === duty;
+      b.classList.toggle("active", active);
+      b.setAttribute("aria-pressed", String(active));
+    }
+    scheduleRender();
+  }
+  for (const b of document.querySelectorAll("[data-duty]")) b.addEventListener("click", () => setDuty(b.dataset.duty));
+  // Clicking a split count filters the map to it; clicking it again shows everyone on duty.
+  for (const b of document.querySelectorAll("[data-duty-split]")) {
+    b.addEventListener("click", () => setDuty(filters.duty === b.dataset.dutySplit ? "on" : b.dataset.dutySplit));
+  }
+  const search = $("search");
+  search.addEventListener("input", () => {
+    filters.search = search.value.trim().toLowerCase();
+    scheduleRender();
+  });
+  search.addEventListener("keydown", (event) => {
+    if (event.key !== "Enter" || !filters.search) return;
+    const match = [...people.values()].find((p) => passesFilters(p) && !filters.hiddenRoles.has(p.role));
+    if (match) {
+      selectPerson(match.id);
+      map.easeTo({ center: project(match.lon, match.lat), zoom: Math.max(map.getZoom(), 15) });
+    }
+  });
+
+  return {
+    ready,
+    people,
+    hooks,
+    attach,
+    loadUnits,
+    applyPositions,
+    selectPerson,
+    setDuty,
+    render,
+    lastRenderMs: () => lastRenderMs,
+    drawn(id) {
+      const found = drawnFeatures.get(id);
+      if (!found) return null;
+      return {
+        lon: found.geometry.coordinates[0],
+        lat: found.geometry.coordinates[1],
+        stale: found.properties.stale,
+        moving: found.properties.moving,
+        role: found.properties.role,
+        color: found.properties.stale ? STALE_COLOR : found.properties.color,
+      };
+    },
+    drawnIds: () => [...drawnFeatures.keys()],
+  };
+}
