@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import math
 from datetime import UTC, datetime, timedelta
-from types import SimpleNamespace
 from typing import Any
 
 from flask import current_app
@@ -174,22 +173,8 @@ TASK_TIMES = (
 
 def incident_detail(incident_id: int) -> dict[str, Any]:
     """Return an incident with its tasks, history and photos, JSON-ready."""
-    incident = db.session.get(Incident, incident_id)
-    assert incident is not None
-    lat, lon = store.incidents.incident_point(db.session, incident_id)
-    reporter = db.session.get(Person, incident.reported_by) if incident.reported_by else None
     return {
-        "id": incident.id,
-        "description": incident.description,
-        "category": incident.category,
-        "status": incident.status,
-        "unit_id": incident.unit_id,
-        "lat": lat,
-        "lon": lon,
-        "created_at": incident.created_at.isoformat(),
-        "handled_at": _iso(incident.handled_at),
-        "closed_at": _iso(incident.closed_at),
-        "reported_by": {"id": reporter.id, "name": reporter.name} if reporter else None,
+        **incident_summary(store.incidents.incident_row(db.session, incident_id)),
         "tasks": [
             {
                 "id": t.id,
@@ -246,23 +231,7 @@ def task_message(row: Any) -> dict[str, Any]:
 
 def _push_task(task: Task) -> None:
     """Send a task's current state to every connected phone of its person."""
-    incident = db.session.get(Incident, task.incident_id)
-    assert incident is not None
-    lat, lon = store.incidents.incident_point(db.session, incident.id)
-    message = task_message(
-        SimpleNamespace(
-            id=task.id,
-            incident_id=incident.id,
-            status=task.status,
-            description=incident.description,
-            category=incident.category,
-            lat=lat,
-            lon=lon,
-            distance_m=task.distance_m,
-            assigned_at=task.assigned_at,
-            note=task.note,
-        )
-    )
+    message = task_message(store.incidents.phone_task(db.session, task.id))
     for device_id in store.devices.phone_devices(db.session, task.person_id):
         send_task(device_id, message)
 

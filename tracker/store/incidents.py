@@ -98,19 +98,10 @@ class IncidentFilter:
     created_to: datetime | None = None
 
 
-def _reporter() -> Any:
-    return aliased(Person, name="reporter")
-
-
-def incidents_for(user: User, where: IncidentFilter | None = None) -> Select[Any]:
-    """Return a select of the incidents a staff account may see, newest first.
-
-    Args:
-        user: whose scope applies.
-        where: narrower filters; a `unit_id` includes the units below it.
-    """
-    reporter = _reporter()
-    stmt = (
+def _incidents() -> Select[Any]:
+    """Return a select of incidents with their reporter, newest first (no scope applied)."""
+    reporter = aliased(Person, name="reporter")
+    return (
         select(
             Incident.id,
             Incident.description,
@@ -128,6 +119,21 @@ def incidents_for(user: User, where: IncidentFilter | None = None) -> Select[Any
         .outerjoin(reporter, reporter.id == Incident.reported_by)
         .order_by(Incident.created_at.desc(), Incident.id.desc())
     )
+
+
+def incident_row(session: Session, incident_id: int) -> Any:
+    """Return one incident as incidents_for() lists it (the caller checked the scope)."""
+    return session.execute(_incidents().where(Incident.id == incident_id)).one()
+
+
+def incidents_for(user: User, where: IncidentFilter | None = None) -> Select[Any]:
+    """Return a select of the incidents a staff account may see, newest first.
+
+    Args:
+        user: whose scope applies.
+        where: narrower filters; a `unit_id` includes the units below it.
+    """
+    stmt = _incidents()
     if user.role != "admin" and user.unit_id is not None:
         stmt = stmt.where(Incident.unit_id.in_(select(unit_subtree(user.unit_id).c.id)))
     if where is not None:
@@ -366,6 +372,27 @@ def standing_tasks(session: Session, incident_id: int) -> list[Task]:
     )
 
 
+def _phone_tasks() -> Select[Any]:
+    """Return a select of tasks with what a phone shows of their incident."""
+    return select(
+        Task.id,
+        Task.incident_id,
+        Task.status,
+        Task.assigned_at,
+        Task.distance_m,
+        Task.note,
+        Incident.description,
+        Incident.category,
+        func.ST_Y(Incident.geom).label("lat"),
+        func.ST_X(Incident.geom).label("lon"),
+    ).join(Incident, Incident.id == Task.incident_id)
+
+
+def phone_task(session: Session, task_id: int) -> Any:
+    """Return one task as a phone receives it."""
+    return session.execute(_phone_tasks().where(Task.id == task_id)).one()
+
+
 def tasks_for_phone(session: Session, person_id: int, final_since: datetime) -> list[Any]:
     """Return what a phone shows after (re)connecting: standing tasks, and recent final ones.
 
@@ -378,19 +405,7 @@ def tasks_for_phone(session: Session, person_id: int, final_since: datetime) -> 
     ended = func.coalesce(Task.cancelled_at, Task.done_at, Task.declined_at, Task.assigned_at)
     return list(
         session.execute(
-            select(
-                Task.id,
-                Task.incident_id,
-                Task.status,
-                Task.assigned_at,
-                Task.distance_m,
-                Task.note,
-                Incident.description,
-                Incident.category,
-                func.ST_Y(Incident.geom).label("lat"),
-                func.ST_X(Incident.geom).label("lon"),
-            )
-            .join(Incident, Incident.id == Task.incident_id)
+            _phone_tasks()
             .where(
                 Task.person_id == person_id,
                 or_(Task.status.in_(("sent", "delivered", "accepted")), ended >= final_since),
