@@ -288,3 +288,19 @@ def test_a_gps_app_user_is_shown_as_unable_to_receive_tasks(loop_server, make_ph
     # The client is recorded off the request's path: give it a moment.
     assert wait_for(lambda: reachable_by_person()[traccar.person_id] is False)
     assert reachable_by_person()[web.person_id] is True
+
+
+def test_a_connected_phone_is_recorded_as_the_web_app(loop_server, make_phone, db):
+    person = make_phone(name="网页 Connected")
+    phone = TestPhone(loop_server.url, person.token).connect()
+
+    def recorded():
+        return rows(
+            db,
+            "SELECT client, last_socket_at IS NOT NULL FROM devices WHERE id = :d",
+            d=person.device_id,
+        )
+
+    # Recorded by the next connection sweep (CUTOFF_INTERVAL_S), not by the connect itself.
+    assert wait_for(lambda: recorded() == [("webapp", True)], 10.0), recorded()
+    phone.close()

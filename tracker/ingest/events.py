@@ -136,6 +136,7 @@ class DeviceNamespace(Namespace):
         super().__init__(namespace)
         self.devices: dict[str, DeviceIdentity] = {}
         self._touched_at = 0.0
+        self._connected_since_sweep: set[int] = set()
 
     def on_connect(self, auth: Any = None) -> None:
         """Sent by a phone when it connects: accept it only with a valid device token."""
@@ -148,14 +149,10 @@ class DeviceNamespace(Namespace):
             raise ConnectionRefusedError(str(exc)) from None
         if device is None:
             raise ConnectionRefusedError("auth.token: unknown or revoked device token")
-        try:
-            store.devices.set_device_client(db.session, device.device_id, "webapp")
-            store.devices.touch_sockets(db.session, [device.device_id])
-            db.session.commit()
-        except SQLAlchemyError:
-            db.session.rollback()
-            raise ConnectionRefusedError("store: database unavailable, retry") from None
         self.devices[request.sid] = device
+        # Recorded by the next sweep, for every phone that connected since, in one write:
+        # after a restart thousands reconnect within seconds.
+        self._connected_since_sweep.add(device.device_id)
         join_room(device_room(device.device_id))
         cutoff.add_sweep(self.sweep_revoked)
         cutoff.add_sweep(self.touch_connected)
@@ -207,12 +204,14 @@ class DeviceNamespace(Namespace):
                 socketio.start_background_task(self._disconnect_later, sid)
 
     def touch_connected(self) -> None:
-        """Refresh last_socket_at of the devices connected here, once a minute."""
+        """Record newly connected phones as web-app sockets; refresh all once a minute."""
         now = time.monotonic()
-        if now - self._touched_at < SOCKET_TOUCH_INTERVAL_S:
-            return
-        self._touched_at = now
-        store.devices.touch_sockets(db.session, [d.device_id for d in self.devices.values()])
+        if now - self._touched_at >= SOCKET_TOUCH_INTERVAL_S:
+            self._touched_at = now
+            store.devices.touch_sockets(db.session, [d.device_id for d in self.devices.values()])
+        if self._connected_since_sweep:
+            connected, self._connected_since_sweep = self._connected_since_sweep, set()
+            store.devices.mark_webapp_sockets(db.session, connected)
         db.session.commit()
 
     def trigger_event(self, event: str, *args: Any) -> Any:

@@ -174,6 +174,17 @@ def set_device_client(session: Session, device_id: int, client: str) -> None:
     )
 
 
+def mark_webapp_sockets(session: Session, device_ids: Iterable[int]) -> None:
+    """Record that these devices connected a socket of our web app just now."""
+    wanted = sorted(set(device_ids))
+    if wanted:
+        session.execute(
+            update(Device)
+            .where(Device.id.in_(wanted))
+            .values(client="webapp", last_socket_at=func.now())
+        )
+
+
 def touch_sockets(session: Session, device_ids: Iterable[int]) -> None:
     """Record that these devices have a socket connected now (see close_idle_shifts)."""
     wanted = sorted(set(device_ids))
