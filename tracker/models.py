@@ -22,7 +22,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import INET, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .extensions import db
@@ -421,4 +421,30 @@ class IncidentPhoto(db.Model):
 
     __table_args__ = (
         UniqueConstraint("incident_id", "sha256", name="uq_incident_photos_incident_sha256"),
+    )
+
+
+class AuditEvent(db.Model):
+    """One change made by staff or the CLI: who, what, when, from where, before and after.
+
+    Append-only: a trigger refuses UPDATE, DELETE and TRUNCATE (migration 0011).
+    """
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    actor_name: Mapped[str] = mapped_column(String(64))
+    address: Mapped[str | None] = mapped_column(INET)
+    action: Mapped[str] = mapped_column(String(48))
+    target_kind: Mapped[str] = mapped_column(String(16))
+    target_id: Mapped[int | None] = mapped_column(Integer)
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+
+    __table_args__ = (
+        Index("ix_audit_events_at", "at"),
+        Index("ix_audit_events_target", "target_kind", "target_id", "at"),
+        Index("ix_audit_events_actor", "actor_id", "at"),
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from . import store
+from . import audit, store
 from .extensions import db, socketio
 from .ingest.events import NAMESPACE, REVOKED_ACK, device_room
 from .models import Device
@@ -26,6 +26,7 @@ def revoke_device(device: Device) -> bool:
     if not store.devices.revoke_device(db.session, device.id):
         db.session.rollback()
         return False
+    audit.record("device.revoke", "device", device.id, {"revoked_at": None}, {"revoked": True})
     last_phone = not store.devices.phone_devices(db.session, device.person_id)
     if last_phone and store.people.close_shift(db.session, device.person_id, "revoked"):
         log.info("shift of person %d closed: its last device was revoked", device.person_id)
@@ -45,6 +46,13 @@ def set_person_active(person_id: int, active: bool) -> bool:
     if not store.people.set_person_active(db.session, person_id, active):
         db.session.rollback()
         return False
+    audit.record(
+        "person.reactivate" if active else "person.deactivate",
+        "person",
+        person_id,
+        {"active": not active},
+        {"active": active},
+    )
     if not active:
         store.people.close_shift(db.session, person_id, "deactivated")
     db.session.commit()

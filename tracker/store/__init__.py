@@ -10,6 +10,7 @@ so a call site says which domain it reads or changes.
 from . import (
     accounts,
     alerts,
+    audit,
     devices,
     incidents,
     latest,
@@ -24,6 +25,7 @@ from . import (
 __all__ = [
     "accounts",
     "alerts",
+    "audit",
     "devices",
     "incidents",
     "latest",
