@@ -19,9 +19,9 @@ import random
 import statistics
 import time
 
+from _common import command_line, machine_note, markdown_table
 from PIL import Image
 
-from _common import command_line, machine_note, markdown_table
 from tracker.media import checked_photo
 
 SIZES = {"phone app (1600×1200)": (1600, 1200), "camera (4000×3000)": (4000, 3000)}

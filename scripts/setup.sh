@@ -76,6 +76,11 @@ fi
 mkdir -p static/vendor
 cp node_modules/maplibre-gl/dist/maplibre-gl.js node_modules/maplibre-gl/dist/maplibre-gl.css \
   node_modules/socket.io-client/dist/socket.io.min.js static/vendor/
+# Grid drawing on /admin/units: the UMD builds, classic scripts like maplibre (the adapter's
+# ES module imports the bare name "terra-draw", which needs an import map the CSP forbids).
+cp node_modules/terra-draw/dist/terra-draw.umd.js \
+  node_modules/terra-draw-maplibre-gl-adapter/dist/terra-draw-maplibre-gl-adapter.umd.js \
+  static/vendor/
 .venv/bin/pybabel -q compile -d tracker/translations
 
 # --- database ----------------------------------------------------------------

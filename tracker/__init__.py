@@ -9,9 +9,11 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import auth, cli, logredact, media, socket_json
+from .api.admin import bp as admin_api_bp
 from .api.incidents import bp as incidents_api_bp
 from .api.reports import bp as reports_api_bp
 from .api.routes import bp as api_bp
+from .api.units import bp as units_api_bp
 from .api.zones import bp as zones_api_bp
 from .config import PROJECT_ROOT, Config, database_connect_args
 from .cutoff import cutoff
@@ -114,6 +116,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     app.register_blueprint(api_bp)
     app.register_blueprint(zones_api_bp)
+    app.register_blueprint(admin_api_bp)
+    app.register_blueprint(units_api_bp)
     app.register_blueprint(incidents_api_bp)
     app.register_blueprint(reports_api_bp)
     app.register_blueprint(phone_bp)

@@ -229,6 +229,11 @@ def init_app(app: Flask) -> None:
         origin = request.headers.get("Origin")
         if origin is not None and origin != request.host_url.rstrip("/"):
             abort(403, description="origin: cross-site request refused")
+        if request.endpoint in FILE_UPLOAD_ENDPOINTS and request.mimetype == "multipart/form-data":
+            # A form post can come from any site; only a same-origin Origin lets it through.
+            if origin is None:
+                abort(403, description="origin: a file upload must come from this site's pages")
+            return
         if request.method in {"POST", "PUT", "PATCH"} and not request.is_json:
             abort(415, description="content-type: must be application/json")
 
@@ -237,6 +242,9 @@ def init_app(app: Flask) -> None:
 # cookie, which another site cannot make a browser send; a phone app in a browser that is
 # also logged in to the command centre sends the cookie along and must not be refused.
 DEVICE_TOKEN_ENDPOINTS = frozenset({"reports_api.create_report"})
+# Staff endpoints that take a file as multipart/form-data (a roster from Excel). Browsers
+# send Origin with every POST; such an upload is accepted only with this site's Origin.
+FILE_UPLOAD_ENDPOINTS = frozenset({"admin_api.roster_preview", "admin_api.roster_import"})
 
 
 def require_role(*roles: str) -> Callable[[F], F]:

@@ -7,7 +7,6 @@ import io
 import json
 import math
 import random
-import re
 import secrets
 import sys
 from collections import Counter
@@ -22,7 +21,18 @@ from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from . import roster, store
+from . import audit, roster, store
+from .admin import devices as admin_devices
+from .admin import people as admin_people
+from .admin.rules import (
+    PERSON_NAME_MAX_CHARS,
+    AdminError,
+    label_problem,
+    password_problem,
+    phone_problem,
+    role_problem,
+    username_problem,
+)
 from .auth import hash_password, hash_token, new_device_token
 from .extensions import db
 from .geo import GeometryError, boundary_from_geojson
@@ -46,12 +56,8 @@ users_cli = AppGroup("users", help="Command-centre staff accounts.")
 partitions_cli = AppGroup("partitions", help="Upkeep of the positions partitions.")
 
 
-# The rules for what operators type; each refusal names the argument and the rule.
-PERSON_NAME_MAX_CHARS = 100
-DEVICE_LABEL_MAX_CHARS = 100
-USERNAME_MAX_CHARS = 64  # users.username is varchar(64)
-PHONE_PATTERN = re.compile(r"[0-9+\- ]{1,32}")  # people.phone is varchar(32)
-PASSWORD_MIN_CHARS = 8
+# The rules for what operators type live in admin.rules (the API checks the same);
+# each refusal names the argument and the rule.
 TEXT_ENCODING_HINT = Message("save it as UTF-8")
 
 
@@ -166,6 +172,12 @@ def add_unit(name: str, kind: str, parent_id: int | None, boundary: IO[str] | No
             name=name,
             parent_id=parent_id,
         ) from None
+    after = {"name": name, "kind": kind, "parent_id": parent_id}
+    if wkt is not None:
+        after["boundary"] = json.loads(
+            store.zones.unit_boundary_geojson(db.session, unit.id) or "null"
+        )
+    audit.record("unit.create", "unit", unit.id, None, after)
     db.session.commit()
     click.echo(unit.id)
 
@@ -211,19 +223,24 @@ def assign_person(person_id: int, grid_id: int | None) -> None:
 def add_person(name: str, role: str, unit_id: int | None, phone: str | None) -> None:
     """Add a person; print their id."""
     name = _text(name, "--name", PERSON_NAME_MAX_CHARS)
-    roles = current_app.config["PERSON_ROLES"]
-    if role not in roles:
-        raise InputError(
-            "--role", "must be one of %(roles)s, got %(role)r", roles=", ".join(roles), role=role
-        )
+    if problem := role_problem(role, current_app.config["PERSON_ROLES"]):
+        raise InputError("--role", problem)
     _check_unit(unit_id, "--unit")
     if phone is not None:
         phone = phone.strip()
-        if not PHONE_PATTERN.fullmatch(phone) or not any(c.isdigit() for c in phone):
-            raise InputError(
-                "--phone", "must be 1 to 32 digits, spaces, + and -, with at least one digit"
-            )
-    person = store.people.add_person(db.session, name, role, unit_id, phone)
+        if problem := phone_problem(phone):
+            raise InputError("--phone", problem)
+    values = {"name": name, "role": role, "unit_id": unit_id, "phone": phone}
+    try:
+        person = admin_people.add(values)
+    except AdminError as exc:  # the number belongs to someone else
+        db.session.rollback()
+        raise InputError(
+            "--phone",
+            "%(phone)s belongs to person %(person_id)s",
+            phone=phone,
+            person_id=exc.params.get("person_id"),
+        ) from None
     db.session.commit()
     click.echo(person.id)
 
@@ -235,11 +252,10 @@ def issue_device(person_id: int, label: str | None) -> None:
     """Issue a device token for a person; the last line printed is the token."""
     _check_person(person_id)
     if label is not None:
-        label = _text(label, "--label", DEVICE_LABEL_MAX_CHARS)
-        if label == store.devices.IMPORT_DEVICE_LABEL:
-            raise InputError("--label", "%(label)r is reserved for imported tracks", label=label)
-    token = new_device_token()
-    device = store.devices.add_device(db.session, person_id, label, hash_token(token))
+        label = label.strip()
+        if problem := label_problem(label):
+            raise InputError("--label", problem)
+    device, token = admin_devices.issue(person_id, label)
     db.session.commit()
     link = f"{current_app.config['PUBLIC_URL']}/m#token={token}"
     click.echo(f"device {device.id} issued to person {person_id}")
@@ -304,12 +320,8 @@ def _read_password(password_stdin: bool) -> str:
         password = sys.stdin.readline().rstrip("\n")
     else:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
-    if len(password) < PASSWORD_MIN_CHARS:
-        raise InputError(
-            "password",
-            "must be at least %(min_chars)s characters",
-            min_chars=PASSWORD_MIN_CHARS,
-        )
+    if problem := password_problem(password):
+        raise InputError("password", problem)
     return password
 
 
@@ -320,27 +332,22 @@ def _read_password(password_stdin: bool) -> str:
 @click.option("--password-stdin", is_flag=True, help="read the password from standard input")
 def add_user(username: str, role: str, unit_id: int | None, password_stdin: bool) -> None:
     """Add a command-centre staff account."""
-    if not username:
-        raise InputError("USERNAME", "must not be empty")
-    if len(username) > USERNAME_MAX_CHARS:
-        raise InputError(
-            "USERNAME",
-            "must be at most %(max_chars)s characters, got %(count)s",
-            max_chars=USERNAME_MAX_CHARS,
-            count=len(username),
-        )
-    if any(c.isspace() or not c.isprintable() for c in username):
-        raise InputError("USERNAME", "must not contain spaces or control characters")
+    if problem := username_problem(username):
+        raise InputError("USERNAME", problem)
     _check_unit(unit_id, "--unit")
     exists = Message("a staff account named %(username)r already exists", username=username)
     if store.accounts.user_by_username(db.session, username) is not None:
         raise InputError("USERNAME", exists)
     password = _read_password(password_stdin)
     try:
-        store.accounts.add_user(db.session, username, hash_password(password), role, unit_id)
+        added = store.accounts.add_user(
+            db.session, username, hash_password(password), role, unit_id
+        )
     except IntegrityError:
         db.session.rollback()  # added by someone else meanwhile
         raise InputError("USERNAME", exists) from None
+    after = {"username": username, "role": role, "unit_id": unit_id}
+    audit.record("user.create", "user", added.id, None, after)
     db.session.commit()
     click.echo(f"user {username} added ({role})")
 
@@ -353,6 +360,7 @@ def set_password(username: str, password_stdin: bool) -> None:
     user = _staff_account(username)
     user.password_hash = hash_password(_read_password(password_stdin))
     ended = store.accounts.end_user_sessions(db.session, user.id, "password")
+    audit.record("user.update", "user", user.id, {}, {"password_changed": True})
     db.session.commit()
     click.echo(f"password of {username} changed; {ended} open sessions ended")
 
@@ -370,6 +378,7 @@ def _staff_account(username: str) -> Any:
 def disable_user(username: str) -> None:
     """Disable a staff account: it cannot log in, and its open sessions end at once."""
     user = _staff_account(username)
+    audit.record("user.update", "user", user.id, {"active": user.active}, {"active": False})
     user.active = False
     ended = store.accounts.end_user_sessions(db.session, user.id, "disabled")
     db.session.commit()
@@ -381,6 +390,7 @@ def disable_user(username: str) -> None:
 def enable_user(username: str) -> None:
     """Let a disabled staff account log in again (its old sessions stay ended)."""
     user = _staff_account(username)
+    audit.record("user.update", "user", user.id, {"active": user.active}, {"active": True})
     user.active = True
     db.session.commit()
     click.echo(f"user {username} enabled")

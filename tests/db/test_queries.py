@@ -136,7 +136,9 @@ def test_scope_covers_the_unit_subtree_only(session):
 
     assert visible(User(role="viewer", unit_id=street.id)) == {in_grid.id, in_street.id}
     assert visible(User(role="dispatcher", unit_id=grid.id)) == {in_grid.id}
-    assert visible(User(role="admin", unit_id=grid.id)) == {
+    # An admin is scoped by its unit like any account; only an account without one sees all.
+    assert visible(User(role="admin", unit_id=street.id)) == {in_grid.id, in_street.id}
+    assert visible(User(role="admin", unit_id=None)) == {
         in_grid.id,
         in_street.id,
         outside.id,

@@ -120,6 +120,37 @@ def test_invalid_feature_is_named_and_nothing_is_imported(app, client, make_user
     assert unit_count(app) == before
 
 
+def test_a_scoped_admin_imports_only_inside_its_scope(app, client, make_user):
+    tag = uuid.uuid4().hex[:6]
+    login(client, make_user, "admin")
+    assert client.post("/api/v1/units/import", json=collection(tag)).status_code == 200
+    with app.app_context():
+        street = db.session.execute(select(Unit.id).where(Unit.name == f"街道{tag}")).scalar_one()
+    client.delete("/api/v1/session")
+    login(client, make_user, "admin", street)
+    before = unit_count(app)
+    # A new district with its own street and grids is outside the scope.
+    outside = collection(f"{tag}x")
+    refused = client.post("/api/v1/units/import", json=outside)
+    assert refused.status_code == 403
+    assert refused.json["error"] == "units: the file creates or changes units outside your scope"
+    assert unit_count(app) == before
+    grid_only = {
+        "type": "FeatureCollection",
+        "features": [
+            {
+                "type": "Feature",
+                "properties": {"name": f"网格{tag}C", "kind": "grid", "parent": f"街道{tag}"},
+                "geometry": box(116.42, 39.90),
+            }
+        ],
+    }
+    accepted = client.post("/api/v1/units/import", json=grid_only)
+    assert accepted.status_code == 200, accepted.json
+    assert accepted.json["created"] == [f"网格{tag}C"]
+    assert unit_count(app) == before + 1
+
+
 def test_only_admins_import(client, make_user):
     login(client, make_user, "dispatcher")
     assert client.post("/api/v1/units/import", json=collection("d")).status_code == 403

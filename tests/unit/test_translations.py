@@ -40,6 +40,11 @@ KEYWORDS = {
     "UserError": None,
     "BoundaryImportError": None,
     "DispatchError": None,
+    "AdminError": None,
+    "AdminForbidden": None,
+    "AdminNotFound": None,
+    "AdminConflict": None,
+    "RosterFileError": None,
     "InputError": (2,),
 }
 # `%(name)s`, `%(byte)02x`, and the `{n}` of the strings the pages' scripts format.

@@ -17,7 +17,22 @@ from .routes import json_error
 bp = Blueprint("zones_api", __name__, url_prefix="/api/v1")
 bp.register_error_handler(HTTPException, json_error)
 
-ALERT_KINDS = ("sos", "zone_exit", "zone_enter", "signal_lost", "signal_back", "low_battery")
+ALERT_KINDS = (
+    "sos",
+    "zone_exit",
+    "zone_enter",
+    "signal_lost",
+    "signal_back",
+    "low_battery",
+    "task_undelivered",
+)
+
+
+def _outside_my_scope() -> str | None:
+    """Return a digest of the units outside the account's scope (None: it has no unit)."""
+    if current_user.unit_id is None:
+        return None
+    return store.zones.units_outside_fingerprint(db.session, current_user.unit_id)
 
 
 @bp.post("/units/import")
@@ -31,7 +46,11 @@ def import_boundaries():
     try:
         if doc is None:
             raise BoundaryImportError("body: must be a GeoJSON FeatureCollection in JSON")
+        outside = _outside_my_scope()
         report = import_units(db.session, doc)
+        if outside != _outside_my_scope():
+            db.session.rollback()
+            abort(403, description="units: the file creates or changes units outside your scope")
     except BoundaryImportError as exc:
         db.session.rollback()
         # `error` stays English for scripts and logs; `message` is for the person reading.

@@ -24,7 +24,7 @@ def unit_room(unit_id: int) -> str:
 
 def viewer_room(user: User) -> str:
     """Return the one room a staff account's live connection joins."""
-    if user.role == "admin" or user.unit_id is None:
+    if user.unit_id is None:
         return ALL
     return unit_room(user.unit_id)
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
+    Select,
     func,
     select,
     update,
@@ -14,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from ..models import (
     StaffSession,
+    Unit,
     User,
 )
 from .scope import unit_subtree
@@ -136,3 +139,40 @@ def staff_account_in_scope(session: Session, actor: User, user_id: int) -> User 
     if actor.unit_id is not None:
         stmt = stmt.where(User.unit_id.in_(select(unit_subtree(actor.unit_id).c.id)))
     return session.execute(stmt).scalar_one_or_none()
+
+
+def users_in_scope(actor: User, user_id: int | None = None) -> Select[Any]:
+    """Return a select of the staff accounts `actor` manages, one row per USER of the API.
+
+    Args:
+        actor: the account; one with a unit manages the accounts of that unit and below.
+        user_id: only this account, if given.
+
+    Returns:
+        A select() of id, username, role, unit_id, unit_name, active, created_at and
+        open_sessions (logins not ended), ordered by user name.
+    """
+    open_sessions = (
+        select(func.count(StaffSession.id))
+        .where(StaffSession.user_id == User.id, StaffSession.ended_at.is_(None))
+        .scalar_subquery()
+    )
+    stmt = (
+        select(
+            User.id,
+            User.username,
+            User.role,
+            User.unit_id,
+            Unit.name.label("unit_name"),
+            User.active,
+            User.created_at,
+            open_sessions.label("open_sessions"),
+        )
+        .outerjoin(Unit, Unit.id == User.unit_id)
+        .order_by(User.username)
+    )
+    if actor.unit_id is not None:
+        stmt = stmt.where(User.unit_id.in_(select(unit_subtree(actor.unit_id).c.id)))
+    if user_id is not None:
+        stmt = stmt.where(User.id == user_id)
+    return stmt

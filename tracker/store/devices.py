@@ -192,3 +192,33 @@ def touch_sockets(session: Session, device_ids: Iterable[int]) -> None:
         session.execute(
             update(Device).where(Device.id.in_(wanted)).values(last_socket_at=func.now())
         )
+
+
+def devices_of_person(session: Session, person_id: int) -> list[Device]:
+    """Return a person's phones, revoked ones included, oldest first (not the import device)."""
+    return list(
+        session.execute(
+            select(Device)
+            .where(
+                Device.person_id == person_id,
+                Device.label.is_distinct_from(IMPORT_DEVICE_LABEL),
+            )
+            .order_by(Device.id)
+        ).scalars()
+    )
+
+
+def devices_of_people(session: Session, person_ids: Sequence[int]) -> dict[int, int]:
+    """Return how many phones that are not revoked each of these people has."""
+    if not person_ids:
+        return {}
+    rows = session.execute(
+        select(Device.person_id, func.count(Device.id))
+        .where(
+            Device.person_id.in_(sorted(set(person_ids))),
+            Device.revoked_at.is_(None),
+            Device.label.is_distinct_from(IMPORT_DEVICE_LABEL),
+        )
+        .group_by(Device.person_id)
+    ).all()
+    return {person_id: count for person_id, count in rows}

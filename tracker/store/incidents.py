@@ -78,7 +78,7 @@ def add_incident(
         geom=func.ST_SetSRID(func.ST_MakePoint(lon, lat), 4326),
         description=description,
         category=category,
-        unit_id=user.unit_id if user.role != "admin" else None,
+        unit_id=user.unit_id,
         created_by=user.id,
     )
     session.add(incident)
@@ -134,7 +134,7 @@ def incidents_for(user: User, where: IncidentFilter | None = None) -> Select[Any
         where: narrower filters; a `unit_id` includes the units below it.
     """
     stmt = _incidents()
-    if user.role != "admin" and user.unit_id is not None:
+    if user.unit_id is not None:
         stmt = stmt.where(Incident.unit_id.in_(select(unit_subtree(user.unit_id).c.id)))
     if where is not None:
         if where.statuses:

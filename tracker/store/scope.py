@@ -51,7 +51,7 @@ def visible_people(user: User) -> Select[Any]:
         A select() of `people.id`.
     """
     stmt = select(Person.id)
-    if user.role != "admin" and user.unit_id is not None:
+    if user.unit_id is not None:
         subtree = unit_subtree(user.unit_id)
         stmt = stmt.where(Person.unit_id.in_(select(subtree.c.id)))
     return stmt
@@ -75,7 +75,7 @@ def in_scope(user: User, person_id: Any) -> Any:
     Returns:
         A SQL boolean expression.
     """
-    if user.role == "admin" or user.unit_id is None:
+    if user.unit_id is None:
         return true()
     return person_id.in_(visible_people(user))
 
@@ -134,7 +134,7 @@ def visible_units(user: User) -> Select[Any]:
         func.ST_AsGeoJSON(Unit.boundary, 6).label("boundary_geojson"),
         func.ST_AsGeoJSON(func.ST_PointOnSurface(Unit.boundary), 6).label("label_geojson"),
     ).order_by(Unit.id)
-    if user.role != "admin" and user.unit_id is not None:
+    if user.unit_id is not None:
         subtree = unit_subtree(user.unit_id)
         stmt = stmt.where(Unit.id.in_(select(subtree.c.id)))
     return stmt
@@ -155,7 +155,7 @@ def unit_parents(session: Session) -> dict[int, int | None]:
 def unit_in_scope(session: Session, user: User, unit_id: int) -> bool:
     """Return whether the unit exists and lies in the account's scope."""
     stmt = select(Unit.id).where(Unit.id == unit_id)
-    if user.role != "admin" and user.unit_id is not None:
+    if user.unit_id is not None:
         stmt = stmt.where(Unit.id.in_(select(unit_subtree(user.unit_id).c.id)))
     return session.execute(stmt).first() is not None
 

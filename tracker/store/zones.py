@@ -12,11 +12,13 @@ from sqlalchemy import (
     Select,
     case,
     func,
+    literal,
     literal_column,
     select,
     text,
     update,
 )
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
@@ -210,7 +212,7 @@ def coverage(user: User, fresh_since: datetime) -> Select[Any]:
         assigned.label("assigned"),
         on_duty_inside.label("on_duty_inside"),
     ).where(Unit.kind == "grid")
-    if user.role != "admin" and user.unit_id is not None:
+    if user.unit_id is not None:
         stmt = stmt.where(Unit.id.in_(select(unit_subtree(user.unit_id).c.id)))
     return stmt.order_by(Unit.id)
 
@@ -314,3 +316,254 @@ def boundary_repair(session: Session, geojson: str) -> tuple[str | None, float]:
         )
     ).one()
     return row[0], float(row[1])
+
+
+# --- units and grids, as the administration changes them ---------------------------------
+
+
+def _repaired_boundary(geojson: str | None) -> Any:
+    """Return the SQL of a GeoJSON boundary repaired like the import's, or None."""
+    if geojson is None:
+        return None
+    geom = func.ST_SetSRID(func.ST_GeomFromGeoJSON(geojson), 4326)
+    return func.ST_Multi(func.ST_CollectionExtract(func.ST_MakeValid(geom), 3))
+
+
+def lock_unit_tree(session: Session) -> None:
+    """Wait for the transaction-scoped lock on the unit tree, so two moves never make a cycle."""
+    session.execute(select(func.pg_advisory_xact_lock(func.hashtext("units.tree"))))
+
+
+def unit_details(session: Session, unit_id: int) -> Any | None:
+    """Return a unit with its boundary as GeoJSON and its area, locked for the change.
+
+    Args:
+        session: a session inside a transaction.
+        unit_id: the unit.
+
+    Returns:
+        A row with id, name, kind, parent_id, boundary_geojson (None without a boundary)
+        and area_m2 (None without a boundary); None if there is no such unit.
+    """
+    stmt = (
+        select(
+            Unit.id,
+            Unit.name,
+            Unit.kind,
+            Unit.parent_id,
+            func.ST_AsGeoJSON(Unit.boundary, 15).label("boundary_geojson"),
+            func.ST_Area(func.geography(Unit.boundary)).label("area_m2"),
+        )
+        .where(Unit.id == unit_id)
+        .with_for_update()
+    )
+    return session.execute(stmt).first()
+
+
+def unit_by_key(session: Session, parent_id: int | None, kind: str, name: str) -> int | None:
+    """Return the id of the unit with this (parent, kind, name), the key of the import."""
+    stmt = select(Unit.id).where(
+        Unit.parent_id.is_not_distinct_from(parent_id), Unit.kind == kind, Unit.name == name
+    )
+    return session.execute(stmt).scalar()
+
+
+def child_kinds(session: Session, unit_id: int) -> list[str]:
+    """Return the kinds of the units directly below a unit."""
+    stmt = select(Unit.kind).where(Unit.parent_id == unit_id).distinct()
+    return list(session.execute(stmt).scalars())
+
+
+def create_unit(
+    session: Session, name: str, kind: str, parent_id: int | None, geojson: str | None
+) -> int:
+    """Add a unit; its boundary, if any, is repaired with ST_MakeValid as the import does.
+
+    Args:
+        session: a session; the caller commits.
+        name: the unit's name.
+        kind: district, street, community or grid.
+        parent_id: the unit above, if any.
+        geojson: a checked Polygon or MultiPolygon in GeoJSON, WGS-84, or None.
+
+    Returns:
+        The new unit's id.
+    """
+    stmt = (
+        Unit.__table__.insert()
+        .values(name=name, kind=kind, parent_id=parent_id, boundary=_repaired_boundary(geojson))
+        .returning(Unit.__table__.c.id)
+    )
+    return session.execute(stmt).scalar_one()
+
+
+def update_unit(session: Session, unit_id: int, changes: dict[str, Any]) -> None:
+    """Change a unit's name, kind, parent or boundary (GeoJSON text or None), repaired.
+
+    Args:
+        session: a session; the caller commits.
+        unit_id: the unit.
+        changes: the columns to set; `boundary` is GeoJSON text (repaired like the import)
+            or None to remove it.
+    """
+    values = dict(changes)
+    if "boundary" in values:
+        values["boundary"] = _repaired_boundary(values["boundary"])
+    session.execute(update(Unit.__table__).where(Unit.__table__.c.id == unit_id).values(values))
+
+
+def boundary_areas(session: Session, geojson: str) -> tuple[float, float, int]:
+    """Return what ST_MakeValid changes of a boundary: areas before and after, parts after.
+
+    Args:
+        session: a session.
+        geojson: a Polygon or MultiPolygon in GeoJSON, WGS-84.
+
+    Returns:
+        (the area in m² as drawn — the lobes of a self-intersecting ring count with
+        opposite signs, so a bow-tie's may be 0, the area in m² after the repair, how many
+        polygons the repair leaves).
+    """
+    geom = func.ST_SetSRID(func.ST_GeomFromGeoJSON(geojson), 4326)
+    kept = func.ST_CollectionExtract(func.ST_MakeValid(geom), 3)
+    row = session.execute(
+        select(
+            func.coalesce(func.ST_Area(func.geography(geom)), 0.0),
+            func.coalesce(func.ST_Area(func.geography(kept)), 0.0),
+            func.coalesce(func.ST_NumGeometries(kept), 0),
+        )
+    ).one()
+    return float(row[0]), float(row[1]), int(row[2])
+
+
+def sibling_overlaps(session: Session, unit_id: int, min_area_m2: float = 1.0) -> list[Any]:
+    """Return the units of the same kind and parent whose boundaries overlap a unit's.
+
+    Args:
+        session: a session.
+        unit_id: the unit whose boundary is compared.
+        min_area_m2: overlaps of at most this many square metres (shared edges, rounding)
+            do not count.
+
+    Returns:
+        Rows with unit_id, name and area_m2 (of the overlap, on the spheroid), by unit id.
+    """
+    unit = Unit.__table__.alias("unit")
+    sibling = Unit.__table__.alias("sibling")
+    area = func.ST_Area(func.geography(func.ST_Intersection(unit.c.boundary, sibling.c.boundary)))
+    stmt = (
+        select(sibling.c.id.label("unit_id"), sibling.c.name, area.label("area_m2"))
+        .select_from(unit)
+        .join(
+            sibling,
+            sibling.c.parent_id.is_not_distinct_from(unit.c.parent_id)
+            & (sibling.c.kind == unit.c.kind)
+            & (sibling.c.id != unit.c.id)
+            & func.ST_Intersects(sibling.c.boundary, unit.c.boundary),
+        )
+        .where(unit.c.id == unit_id, area > min_area_m2)
+        .order_by(sibling.c.id)
+    )
+    return list(session.execute(stmt))
+
+
+def unit_contents(session: Session, unit_id: int) -> dict[str, int]:
+    """Return what still refers to a unit: units below, people, staff accounts, patrols.
+
+    Args:
+        session: a session.
+        unit_id: the unit.
+
+    Returns:
+        Counts keyed units, people, users and patrol_assignments.
+    """
+
+    def count(column: Any) -> Any:
+        return select(func.count()).where(column == unit_id).scalar_subquery()
+
+    row = session.execute(
+        select(
+            count(Unit.parent_id).label("units"),
+            count(Person.unit_id).label("people"),
+            count(User.unit_id).label("users"),
+            count(Person.patrol_unit_id).label("patrol_assignments"),
+        )
+    ).one()
+    return dict(row._mapping)
+
+
+def delete_unit(session: Session, unit_id: int) -> None:
+    """Delete a unit that nothing refers to any more; fixes inside it lose their grid."""
+    lp = LatestPosition.__table__
+    session.execute(update(lp).where(lp.c.grid_id == unit_id).values(grid_id=None))
+    session.execute(Unit.__table__.delete().where(Unit.__table__.c.id == unit_id))
+
+
+def units_for_export(session: Session, root_id: int | None) -> list[Any]:
+    """Return the units with a boundary, parents before children, for a GeoJSON export.
+
+    Args:
+        session: a session.
+        root_id: export this unit and the units below it; None: every unit.
+
+    Returns:
+        Rows with id, name, kind, parent_id, parent_name and geojson (full precision, so
+        that importing the file again stores the same coordinates), by depth then id.
+    """
+    units = Unit.__table__
+    top = units.c.id == root_id if root_id is not None else units.c.parent_id.is_(None)
+    start = select(units.c.id, literal_column("0").label("depth")).where(top)
+    tree = start.cte("export_tree", recursive=True)
+    tree = tree.union_all(
+        select(units.c.id, (tree.c.depth + 1).label("depth")).where(units.c.parent_id == tree.c.id)
+    )
+    parent = units.alias("parent")
+    stmt = (
+        select(
+            units.c.id,
+            units.c.name,
+            units.c.kind,
+            units.c.parent_id,
+            parent.c.name.label("parent_name"),
+            func.ST_AsGeoJSON(units.c.boundary, 15).label("geojson"),
+        )
+        .join(tree, tree.c.id == units.c.id)
+        .outerjoin(parent, parent.c.id == units.c.parent_id)
+        .where(units.c.boundary.isnot(None))
+        .order_by(tree.c.depth, units.c.id)
+    )
+    return list(session.execute(stmt))
+
+
+def unit_boundary_ewkb(session: Session, unit_id: int) -> bytes | None:
+    """Return a unit's stored boundary as EWKB, to tell whether an import changed it."""
+    stmt = select(func.ST_AsEWKB(Unit.boundary)).where(Unit.id == unit_id)
+    value = session.execute(stmt).scalar()
+    return bytes(value) if value is not None else None
+
+
+def unit_boundary_geojson(session: Session, unit_id: int) -> str | None:
+    """Return a unit's stored boundary as GeoJSON text (full precision), or None."""
+    stmt = select(func.ST_AsGeoJSON(Unit.boundary, 15)).where(Unit.id == unit_id)
+    return session.execute(stmt).scalar()
+
+
+def units_outside_fingerprint(session: Session, root_id: int) -> str:
+    """Return a digest of every unit outside a subtree: names, kinds, parents, boundaries.
+
+    An import by a scoped account compares it before and after, in one transaction, to
+    refuse a file that would create or change a unit outside the account's scope.
+    """
+    inside = select(unit_subtree(root_id).c.id)
+    row = func.concat_ws(
+        "|",
+        Unit.id,
+        Unit.name,
+        Unit.kind,
+        Unit.parent_id,
+        func.md5(func.coalesce(func.ST_AsEWKB(Unit.boundary), b"")),
+    )
+    digest = select(
+        func.md5(func.coalesce(func.string_agg(row, aggregate_order_by(literal(","), Unit.id)), ""))
+    ).where(Unit.id.not_in(inside))
+    return str(session.execute(digest).scalar_one())

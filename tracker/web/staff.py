@@ -143,3 +143,185 @@ def import_page():
         lang_cookie=LANG_COOKIE,
         messages=js_messages(),
     )
+
+
+# The administration pages' strings (people, phones, rosters, staff accounts) that their
+# scripts show; the labels of the forms are in the templates.
+ADMIN_MESSAGES = {
+    "admin.page": _l("Page {page} of {pages} · {total} people"),
+    "admin.no_people": _l("No one matches these filters."),
+    "admin.on_duty": _l("On duty"),
+    "admin.off_duty": _l("Off duty"),
+    "admin.inactive": _l("Deactivated"),
+    "admin.new_person": _l("New person"),
+    "admin.edit_person": _l("Edit {name}"),
+    "admin.saved": _l("Saved."),
+    "admin.created": _l("{name} was added."),
+    "admin.deactivate": _l("Deactivate"),
+    "admin.reactivate": _l("Reactivate"),
+    "admin.confirm_deactivate": _l(
+        "Deactivate {name}? Their phones stop working and their shift ends."
+    ),
+    "admin.no_grid": _l("No patrol grid"),
+    "admin.choose_unit": _l("Choose a unit"),
+    "admin.need_name": _l("Write a name."),
+    "device.client.webapp": _l("Phone app"),
+    "device.client.osmand": _l("GPS app (Traccar Client, OsmAnd, GPSLogger)"),
+    "device.client.owntracks": _l("OwnTracks"),
+    "device.client.overland": _l("Overland"),
+    "device.client.api": _l("API"),
+    "device.client.none": _l("Not used yet"),
+    "device.revoked": _l("Revoked {time}"),
+    "device.in_use": _l("In use"),
+    "device.revoke": _l("Revoke"),
+    "device.confirm_revoke": _l(
+        "Revoke the phone “{label}”? It stops reporting within seconds and cannot be used again."
+    ),
+    "device.no_devices": _l("No phones yet."),
+    "device.default_label": _l("Phone"),
+    "staff.active": _l("Enabled"),
+    "staff.disabled": _l("Disabled"),
+    "staff.disable": _l("Disable"),
+    "staff.enable": _l("Enable"),
+    "staff.reset_password": _l("Reset password"),
+    "staff.new_password": _l("New password for {name} (8 characters or more)"),
+    "staff.password_set": _l("Password changed; {name}'s open sessions have ended."),
+    "staff.confirm_disable": _l(
+        "Disable {name}? They cannot log in, and every open session of the account ends now."
+    ),
+    "staff.disabled_done": _l("{name} is disabled; their open sessions have ended."),
+    "staff.enabled_done": _l("{name} is enabled."),
+    "staff.created": _l("Account {name} was created."),
+    "staff.short_password": _l("The password needs 8 characters or more."),
+    "roster.choose": _l("Choose an .xlsx or .csv file"),
+    "roster.summary": _l("{create} to add · {update} to update · {unchanged} unchanged"),
+    "roster.errors": _l("{n} rows have errors: nothing can be imported until they are fixed."),
+    "roster.ok": _l("No errors. Import adds and updates the people listed."),
+    "roster.action.create": _l("Add"),
+    "roster.action.update": _l("Update"),
+    "roster.action.unchanged": _l("Unchanged"),
+    "roster.row_error": _l("Row {row}, {column}: {message}"),
+    "roster.imported": _l("Imported: {created} added, {updated} updated, {unchanged} unchanged."),
+    "roster.refused": _l("Nothing was imported."),
+    "roster.sheet_title": _l("Phones for {n} people"),
+    "roster.issue_failed": _l("Could not issue the phones: {error}"),
+    "qr.scan": _l("Scan with the phone's camera, or open the link"),
+}
+
+
+def _admin_messages() -> dict[str, str]:
+    """Return the administration pages' strings in the request's language."""
+    return {**js_messages(), **{key: str(text) for key, text in ADMIN_MESSAGES.items()}}
+
+
+def _admin_page(template: str, section: str, roles: tuple[str, ...]) -> Any:
+    """Render an administration page for staff of `roles`; send others away or refuse."""
+    if not current_user.is_authenticated:
+        return redirect(url_for("staff.login_page"))
+    if current_user.role not in roles:
+        abort(403)
+    settings = {
+        "roles": list(current_app.config["PERSON_ROLES"]),
+        "lang": page_language(),
+        "user": {
+            "username": current_user.username,
+            "role": current_user.role,
+            "unit_id": current_user.unit_id,
+        },
+    }
+    return render_template(
+        template,
+        section=section,
+        settings=settings,
+        messages=_admin_messages(),
+        lang=page_language(),
+        lang_cookie=LANG_COOKIE,
+    )
+
+
+@bp.get("/admin")
+def admin_people():
+    """Show the people of the account's scope, their phones and patrol grids."""
+    return _admin_page("staff/admin.html", "people", ("admin", "dispatcher"))
+
+
+@bp.get("/admin/rosters")
+def admin_rosters():
+    """Show the roster upload: preview, import, and a sheet of phones to hand out."""
+    return _admin_page("staff/admin_rosters.html", "rosters", ("admin", "dispatcher"))
+
+
+@bp.get("/admin/staff")
+def admin_staff():
+    """Show the staff accounts of the account's scope (admins only)."""
+    return _admin_page("staff/admin_staff.html", "staff", ("admin",))
+
+
+# The units page's strings (the tree, the boundary drawing, the server's facts); the
+# labels of its forms are in the template.
+UNIT_MESSAGES = {
+    "kind.district": _l("District"),
+    "kind.street": _l("Street"),
+    "kind.community": _l("Community"),
+    "kind.grid": _l("Grid"),
+    "units.top": _l("(top)"),
+    "units.rename": _l("Rename"),
+    "units.move": _l("Move"),
+    "units.delete": _l("Delete"),
+    "units.draw": _l("Boundary"),
+    "units.new_name": _l("New name for {name}"),
+    "units.confirm_delete": _l("Delete {name}? Only an empty unit can be deleted."),
+    "units.created": _l("{name} was added."),
+    "units.saved": _l("{name} was saved."),
+    "units.deleted": _l("{name} was deleted."),
+    "units.failed": _l("Not saved: {error}"),
+    "units.no_units": _l("No units yet: add one, or import a GeoJSON file."),
+    "units.choose": _l("Choose a unit in the tree, then draw its boundary."),
+    "units.drawing": _l(
+        "Drawing the boundary of {name}: click the corners on the map, then click the first "
+        "corner again (or press Enter) to close it."
+    ),
+    "units.editing": _l(
+        "Editing the boundary of {name}: click it, then drag its corners; drag a midpoint to "
+        "add a corner."
+    ),
+    "units.nothing_drawn": _l("Draw a polygon first."),
+    "units.no_boundary": _l("No boundary yet"),
+    "units.area": _l("{n} m²"),
+    "units.area_km2": _l("{n} km²"),
+    "units.repaired": _l(
+        "The boundary crossed itself ({reason}) and was repaired: {parts} polygons, "
+        "{before} m² as drawn → {after} m² stored."
+    ),
+    "units.overlap": _l("Overlaps {name} by {n} m²."),
+}
+
+
+@bp.get("/admin/units")
+def admin_units():
+    """Show the unit tree and the map where grid boundaries are drawn (admins only)."""
+    if not current_user.is_authenticated:
+        return redirect(url_for("staff.login_page"))
+    if current_user.role != "admin":
+        abort(403)
+    config = current_app.config
+    settings = {
+        "tile_url": config["MAP_TILE_URL"],
+        "tile_attribution": config["MAP_TILE_ATTRIBUTION"],
+        "gcj02": config["MAP_GCJ02"],
+        "lang": page_language(),
+        "user": {
+            "username": current_user.username,
+            "role": current_user.role,
+            "unit_id": current_user.unit_id,
+        },
+    }
+    strings = {**js_messages(), **{key: str(text) for key, text in UNIT_MESSAGES.items()}}
+    return render_template(
+        "staff/admin_units.html",
+        section="units",
+        settings=settings,
+        messages=strings,
+        lang=page_language(),
+        lang_cookie=LANG_COOKIE,
+    )

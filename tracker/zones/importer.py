@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from .. import store
+from .. import audit, store
 from ..messages import Message, UserError
 
 log = logging.getLogger(__name__)
@@ -331,7 +331,13 @@ def _store(
                     "polygon of it",
                     label=feature.label,
                 )
-            return store.zones.upsert_unit(session, feature.name, feature.kind, parent_id, geojson)
+            existing = store.zones.unit_by_key(session, parent_id, feature.kind, feature.name)
+            before = _boundary_now(session, existing)
+            stored = store.zones.upsert_unit(
+                session, feature.name, feature.kind, parent_id, geojson
+            )
+            _audit(session, stored[0], feature, parent_id, before)
+            return stored
     except DBAPIError as exc:
         problem = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
         raise BoundaryImportError(
@@ -339,6 +345,32 @@ def _store(
             label=feature.label,
             problem=problem,
         ) from None
+
+
+def _boundary_now(session: Session, unit_id: int | None) -> tuple[bytes | None, Any] | None:
+    """Return an existing unit's boundary as (EWKB, GeoJSON), or None for a new unit."""
+    if unit_id is None:
+        return None
+    geojson = store.zones.unit_boundary_geojson(session, unit_id)
+    return store.zones.unit_boundary_ewkb(session, unit_id), json.loads(geojson or "null")
+
+
+def _audit(
+    session: Session,
+    unit_id: int,
+    feature: _Feature,
+    parent_id: int | None,
+    before: tuple[bytes | None, Any] | None,
+) -> None:
+    """Record a unit the import created, or whose boundary it changed (not one it left as is)."""
+    if before is not None and store.zones.unit_boundary_ewkb(session, unit_id) == before[0]:
+        return
+    after = {"boundary": json.loads(store.zones.unit_boundary_geojson(session, unit_id) or "null")}
+    if before is None:
+        after = {"name": feature.name, "kind": feature.kind, "parent_id": parent_id, **after}
+        audit.record("unit.create", "unit", unit_id, None, after)
+    else:
+        audit.record("unit.update", "unit", unit_id, {"boundary": before[1]}, after)
 
 
 def _resolve_parent(
