@@ -5,7 +5,7 @@
  * UMD builds (window.terraDraw, window.terraDrawMaplibreGlAdapter), like MapLibre itself.
  */
 import { getJson, sendJson, request } from "./api.js";
-import { lang, t } from "./i18n.js";
+import { lang, roleName, t } from "./i18n.js";
 import { createMap } from "./map.js";
 import { button, el } from "./ui.js";
 
@@ -25,6 +25,19 @@ const buttons = {
   save: document.getElementById("draw-save"),
   cancel: document.getElementById("draw-cancel"),
 };
+
+const people = {
+  panel: document.getElementById("grid-people"),
+  status: document.getElementById("grid-people-status"),
+  list: document.getElementById("grid-people-list"),
+  search: document.getElementById("grid-people-search"),
+  q: document.getElementById("grid-people-q"),
+  found: document.getElementById("grid-people-found"),
+};
+document.getElementById("grid-people-title").textContent = t("units.people");
+document.getElementById("grid-people-q-label").textContent = t("units.people_q");
+document.getElementById("grid-people-search-button").textContent = t("units.people_search");
+people.q.placeholder = t("units.people_q");
 
 const units = new Map(); // id -> {id, name, kind, parent_id, geometry, children}
 let selectedId = null;
@@ -118,6 +131,7 @@ async function load() {
   renderTree();
   drawBoundaries();
   updateToolbar();
+  if (units.get(selectedId)?.kind !== "grid") people.panel.hidden = true;
 }
 
 function fitAll() {
@@ -140,6 +154,7 @@ function select(id) {
   }
   hint.textContent = "";
   updateToolbar();
+  showPeople();
 }
 
 function updateToolbar() {
@@ -268,6 +283,107 @@ async function remove(unit) {
   const answer = await response.json().catch(() => ({}));
   say("error", t("units.failed", { error: answer.message || answer.error || `HTTP ${response.status}` }));
 }
+
+/* The grid's patrol people: who has it as their patrol grid (GET /api/v1/units/<id>/people,
+ * the `assigned` ones; /api/v1/people has no patrol-grid filter), removed or added with
+ * PATCH /api/v1/people/<id> {"patrol_unit_id"}. The server checks role and scope. */
+
+/** Return a GET's JSON; reject with the server's `message` (else `error`). */
+async function fetchJson(url) {
+  const response = await request("GET", url);
+  const answer = await response.json().catch(() => ({}));
+  if (!response.ok) throw new Error(answer.message || answer.error || `HTTP ${response.status}`);
+  return answer;
+}
+
+function sayPeople(state, text) {
+  people.status.hidden = false;
+  people.status.dataset.state = state;
+  people.status.textContent = text;
+}
+
+/** Show the panel for the selected unit when it is a grid, else hide it. */
+function showPeople() {
+  const unit = units.get(selectedId);
+  people.panel.hidden = unit?.kind !== "grid";
+  people.status.hidden = true;
+  people.found.replaceChildren();
+  people.q.value = "";
+  if (!people.panel.hidden) loadPeople(unit);
+}
+
+async function loadPeople(unit) {
+  people.panel.dataset.state = "loading";
+  people.panel.dataset.unitId = unit.id;
+  try {
+    const answer = await fetchJson(`/api/v1/units/${unit.id}/people`);
+    if (selectedId !== unit.id) return; // another unit was chosen meanwhile
+    renderPeople(unit, answer.people.filter((p) => p.assigned === true));
+  } catch (error) {
+    if (selectedId !== unit.id) return;
+    people.list.replaceChildren();
+    sayPeople("error", error.message);
+  }
+  people.panel.dataset.state = "ready";
+}
+
+function renderPeople(unit, assigned) {
+  people.list.replaceChildren();
+  if (!assigned.length) people.list.append(el("li", "muted", t("units.people_none")));
+  for (const person of assigned) {
+    const item = el("li");
+    item.dataset.personId = person.person_id;
+    item.append(
+      el("span", "person-name", person.name),
+      el("span", "muted small", roleName(person.role)),
+      button("person-remove", t("units.people_remove"), () => assign(unit, person.person_id, person.name, null)),
+    );
+    people.list.append(item);
+  }
+}
+
+/** Set a person's patrol grid (`gridId` null clears it), then show the grid's people again. */
+async function assign(unit, personId, name, gridId) {
+  try {
+    await sendJson("PATCH", `/api/v1/people/${personId}`, { patrol_unit_id: gridId });
+    if (selectedId !== unit.id) return;
+    sayPeople("ok", t(gridId == null ? "units.people_removed" : "units.people_added", { name, grid: unit.name }));
+    if (gridId != null) people.found.replaceChildren();
+    await loadPeople(unit);
+  } catch (error) {
+    sayPeople("error", t("units.failed", { error: error.message }));
+  }
+}
+
+people.search.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const unit = units.get(selectedId);
+  const q = people.q.value.trim();
+  if (!unit || !q) return;
+  people.search.dataset.state = "searching";
+  try {
+    const answer = await fetchJson(`/api/v1/people?${new URLSearchParams({ q, active: "true", per_page: "20" })}`);
+    if (selectedId !== unit.id) return;
+    people.found.replaceChildren();
+    if (!answer.people.length) people.found.append(el("li", "muted", t("units.people_no_match")));
+    for (const person of answer.people) {
+      const item = el("li");
+      item.dataset.personId = person.id;
+      const here = person.patrol_unit_id === unit.id;
+      item.append(
+        el("span", "person-name", person.name),
+        el("span", "muted small", [person.phone, person.patrol_unit_name].filter(Boolean).join(" · ")),
+      );
+      if (here) item.append(el("span", "muted small", t("units.people_here")));
+      else item.append(button("person-add", t("units.people_add"), () => assign(unit, person.id, person.name, unit.id)));
+      people.found.append(item);
+    }
+  } catch (error) {
+    sayPeople("error", error.message);
+  } finally {
+    people.search.dataset.state = "done";
+  }
+});
 
 moveForm.addEventListener("submit", async (event) => {
   event.preventDefault();

@@ -167,6 +167,72 @@ def test_a_grid_drawn_with_terra_draw_is_stored_as_the_polygon_clicked(
         page.context.close()
 
 
+def test_people_are_added_to_a_grid_by_search_and_removed_from_it(
+    server, browser, make_user, engine
+):
+    tag = uuid.uuid4().hex[:6]
+    http = staff_session(server, make_user)
+    answer = http.post(
+        f"{server.url}/api/v1/units",
+        json={"name": f"南京东路街道{tag}", "kind": "street", "parent_id": None},
+    )
+    assert answer.status_code == 201, answer.text
+    street = answer.json()["unit"]["id"]
+    answer = http.post(
+        f"{server.url}/api/v1/units",
+        json={"name": f"第7网格{tag}", "kind": "grid", "parent_id": street},
+    )
+    assert answer.status_code == 201, answer.text
+    grid = answer.json()["unit"]["id"]
+    phone = f"139{uuid.uuid4().int % 10**8:08d}"
+    answer = http.post(
+        f"{server.url}/api/v1/people",
+        json={"name": f"李娜{tag}", "role": "patrol", "phone": phone, "unit_id": street},
+    )
+    assert answer.status_code == 201, answer.text
+    person = answer.json()["id"]
+    # The street's own admin: the search sees this street's people only.
+    username, password = make_user("admin", street)
+
+    def patrol_unit() -> int | None:
+        with engine.connect() as conn:
+            return conn.execute(
+                text("SELECT patrol_unit_id FROM people WHERE id = :id"), {"id": person}
+            ).scalar_one()
+
+    page = open_units_page(browser, server.url, username, password)
+    try:
+        assert page.is_hidden("#grid-people")
+        page.click(f'li[data-unit-id="{grid}"] .unit-name')
+        page.wait_for_selector(f'#grid-people[data-unit-id="{grid}"][data-state="ready"]')
+        assert page.text_content("#grid-people-list") == "尚未指派人员。"
+
+        page.fill("#grid-people-q", phone[-6:])  # by phone; the name works the same
+        page.click("#grid-people-search-button")
+        page.click(f'#grid-people-found li[data-person-id="{person}"] .person-add')
+        page.wait_for_selector(f'#grid-people-list li[data-person-id="{person}"]')
+        assert f"李娜{tag}" in page.text_content("#grid-people-list")
+        assert page.get_attribute("#grid-people-status", "data-state") == "ok"
+        assert patrol_unit() == grid
+
+        page.fill("#grid-people-q", f"李娜{tag}")
+        page.click("#grid-people-search-button")
+        found = f'#grid-people-found li[data-person-id="{person}"]'
+        page.wait_for_selector(found)
+        assert page.locator(f"{found} .person-add").count() == 0  # already here
+
+        page.click(f'#grid-people-list li[data-person-id="{person}"] .person-remove')
+        page.wait_for_selector(f'#grid-people-list li[data-person-id="{person}"]', state="detached")
+        assert page.text_content("#grid-people-list") == "尚未指派人员。"
+        assert patrol_unit() is None
+
+        # A street is no grid: no panel.
+        page.click(f'li[data-unit-id="{street}"] .unit-name')
+        assert page.is_hidden("#grid-people")
+    finally:
+        page.context.close()
+
+
 def test_only_admins_open_the_units_page(server, make_user):
     http = staff_session(server, make_user, role="dispatcher")
     assert http.get(f"{server.url}/admin/units").status_code == 403

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from flask import current_app
+from flask import current_app, g
 
 from .. import audit, roster, store
 from ..extensions import db
@@ -58,6 +58,21 @@ def device_json(device: Any) -> dict[str, Any]:
     }
 
 
+def _unit_facts(user: User, unit_id: int) -> tuple[str | None, bool]:
+    """Return a unit's kind (None: no such unit) and whether the account manages it.
+
+    Remembered for the rest of the request: a roster names the same few units on
+    thousands of rows.
+    """
+    known = g.setdefault("unit_facts", {})
+    key = (user.id, unit_id)
+    if key not in known:
+        kind = store.people.unit_kind(db.session, unit_id)
+        managed = kind is not None and store.people.unit_managed(db.session, user, unit_id)
+        known[key] = (kind, managed)
+    return known[key]
+
+
 def _unit_ref(user: User, field: str, value: Any, grid: bool) -> int | None:
     """Return a unit id field's value checked: a unit (a grid, if `grid`) in scope, or None."""
     if value is None:
@@ -72,14 +87,14 @@ def _unit_ref(user: User, field: str, value: Any, grid: bool) -> int | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int):
         raise invalid(field, Message("must be a unit id or null"))
-    kind = store.people.unit_kind(db.session, value)
+    kind, managed = _unit_facts(user, value)
     if kind is None:
         raise invalid(field, Message("no unit with id %(unit_id)s", unit_id=value))
     if grid and kind != "grid":
         raise invalid(
             field, Message("unit %(unit_id)s is a %(kind)s, not a grid", unit_id=value, kind=kind)
         )
-    if not store.people.unit_managed(db.session, user, value):
+    if not managed:
         raise AdminForbidden(
             "%(field)s: unit %(unit_id)s is outside your scope", field=field, unit_id=value
         )
@@ -223,15 +238,22 @@ def create(user: User, body: Any) -> dict[str, Any]:
     return _row(user, added.id)
 
 
-def add(values: Mapping[str, Any]) -> Person:
+def add(values: Mapping[str, Any], phone_checked: bool = False) -> Person:
     """Add a person with checked values in the caller's transaction, audited.
+
+    Args:
+        values: the checked fields.
+        phone_checked: the caller holds lock_phones and has checked every number already
+            (a roster import checks thousands in one query; one query per row scans the
+            table each time).
 
     Raises:
         AdminConflict: another person has the phone number.
     """
-    store.people.lock_phones(db.session)
-    if conflict := phone_taken(values.get("phone"), None):
-        raise conflict
+    if not phone_checked:
+        store.people.lock_phones(db.session)
+        if conflict := phone_taken(values.get("phone"), None):
+            raise conflict
     added = store.people.add_person(
         db.session, values["name"], values["role"], values.get("unit_id"), values.get("phone")
     )

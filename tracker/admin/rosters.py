@@ -363,7 +363,7 @@ def import_roster(user: User, raw: bytes) -> tuple[bool, dict[str, Any]]:
     person_ids = []
     for row in rows:
         if row.action == "create":
-            person_ids.append(people_service.add(row.values).id)
+            person_ids.append(people_service.add(row.values, phone_checked=True).id)
         else:
             target = db.session.get(Person, row.person_id)
             values = dict(row.values)

@@ -294,6 +294,17 @@ UNIT_MESSAGES = {
         "{before} m² as drawn → {after} m² stored."
     ),
     "units.overlap": _l("Overlaps {name} by {n} m²."),
+    # The grid's patrol people: PATCH /api/v1/people/<id> {"patrol_unit_id"} from the grid.
+    "units.people": _l("People patrolling this grid"),
+    "units.people_none": _l("No one assigned yet."),
+    "units.people_remove": _l("Remove"),
+    "units.people_add": _l("Add to this grid"),
+    "units.people_search": _l("Search"),
+    "units.people_q": _l("Name or phone number"),
+    "units.people_no_match": _l("No one matches"),
+    "units.people_here": _l("Assigned here"),
+    "units.people_added": _l("{name} now patrols {grid}."),
+    "units.people_removed": _l("{name} no longer patrols {grid}."),
 }
 
 
