@@ -10,6 +10,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import auth, cli, logredact, media, socket_json
 from .api.admin import bp as admin_api_bp
+from .api.history import bp as history_api_bp
 from .api.incidents import bp as incidents_api_bp
 from .api.reports import bp as reports_api_bp
 from .api.routes import bp as api_bp
@@ -120,6 +121,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(units_api_bp)
     app.register_blueprint(incidents_api_bp)
     app.register_blueprint(reports_api_bp)
+    app.register_blueprint(history_api_bp)
     app.register_blueprint(phone_bp)
     app.register_blueprint(staff_bp)
     device_namespace = DeviceNamespace("/device")

@@ -169,6 +169,13 @@ class Config:
     # is closed (`silent`).
     TASK_DELIVERY_ALERT_S = _float("TASK_DELIVERY_ALERT_S", 120.0)
     SHIFT_IDLE_CLOSE_S = _float("SHIFT_IDLE_CLOSE_S", 1800.0)
+    # History (docs/history.md): the outlier rules, what a stop is, the time zone of a
+    # timeline's `date`, and the longest windows the history endpoints answer.
+    HISTORY_MAX_ACCURACY_M = _float("HISTORY_MAX_ACCURACY_M", 100.0)
+    HISTORY_MAX_SPEED_MPS = _float("HISTORY_MAX_SPEED_MPS", 50.0)
+    HISTORY_STOP_RADIUS_M = _float("HISTORY_STOP_RADIUS_M", 50.0)
+    HISTORY_STOP_MIN_S = _float("HISTORY_STOP_MIN_S", 300.0)
+    HISTORY_TIME_ZONE = os.environ.get("HISTORY_TIME_ZONE", "Asia/Shanghai")
     # Event reports: categories (JSON list of {"id", "zh", "en"}; empty = the defaults in
     # tracker/dispatch/categories.py), and the photos' folder and limits.
     INCIDENT_CATEGORIES = os.environ.get("INCIDENT_CATEGORIES", "")

@@ -8,7 +8,7 @@ import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from flask import Blueprint, Response, abort, jsonify, request
+from flask import Blueprint, Response, abort, current_app, jsonify, request
 from flask_login import current_user, login_required
 from werkzeug.exceptions import HTTPException
 
@@ -22,6 +22,8 @@ from ..auth import (
     throttle_login,
 )
 from ..extensions import db
+from ..history.filter import Fix
+from ..history.timeline import Settings, filtered_distance_m
 from ..ingest import tracks
 
 log = logging.getLogger(__name__)
@@ -137,6 +139,11 @@ def track(person_id: int):
         if not 0 < simplify_m <= 10_000:
             abort(400, description="simplify: must be between 0 and 10000 metres")
     result = store.tracks.track(db.session, person_id, start, end, simplify_m)
+    fixes = [
+        Fix(r.ts.timestamp(), r.lat, r.lon, r.accuracy_m, r.speed_mps)
+        for r in db.session.execute(store.tracks.track_points(person_id, start, end))
+    ]
+    filtered_m = filtered_distance_m(fixes, Settings.from_config(current_app.config))
     geometry: dict[str, Any] | None = None
     if result.geometry_geojson is not None:
         geometry = json.loads(result.geometry_geojson)
@@ -150,6 +157,9 @@ def track(person_id: int):
             "person_id": person_id,
             "points": result.points,
             "distance_m": round(result.distance_m, 2),
+            "distance_kind": "raw",
+            # The outlier rules of docs/history.md; what the UI shows by default.
+            "filtered_distance_m": round(filtered_m, 2),
             "started_at": result.started_at.isoformat() if result.started_at else None,
             "ended_at": result.ended_at.isoformat() if result.ended_at else None,
         },

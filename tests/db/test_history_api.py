@@ -1,0 +1,214 @@
+"""History endpoints on real PostGIS: timeline, who was near, replay, scope and errors."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from geographiclib.geodesic import Geodesic
+
+from tracker import store
+from tracker.extensions import db
+
+T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)  # 16:00 in Shanghai
+LAT0, LON0 = 31.2304, 121.4737
+WINDOW = {"from": "2026-03-02T07:00:00Z", "to": "2026-03-02T10:00:00Z"}
+
+
+def login(client, make_user, unit_id=None):
+    """Log a viewer in, scoped to unit_id (None sees everyone)."""
+    username, password = make_user("viewer", unit_id)
+    response = client.post("/api/v1/session", json={"username": username, "password": password})
+    assert response.status_code == 200
+
+
+def store_fixes(app, phone, fixes):
+    """Store (datetime, lat, lon, accuracy_m) fixes for a phone."""
+    with app.app_context():
+        for day in {ts.date() for ts, *_ in fixes}:
+            store.positions.ensure_partition(db.session, day)
+        store.positions.insert_positions(
+            db.session,
+            [
+                store.positions.PositionRow(phone.person_id, phone.device_id, ts, lat, lon, acc)
+                for ts, lat, lon, acc in fixes
+            ],
+        )
+        db.session.commit()
+
+
+def wander(seed, centre_lat, centre_lon, spread_deg, n=120):
+    """Return n fixes a minute apart scattered around a centre (seeded)."""
+    rng = random.Random(seed)
+    return [
+        (
+            T0 + timedelta(minutes=i),
+            centre_lat + rng.uniform(-spread_deg, spread_deg),
+            centre_lon + rng.uniform(-spread_deg, spread_deg),
+            rng.choice([5.0, 20.0, 150.0]),
+        )
+        for i in range(n)
+    ]
+
+
+def test_near_equals_a_brute_force_geodesic_check(app, client, make_phone, make_user):
+    phones = [make_phone(name=f"near-{i}") for i in range(4)]
+    tracks = {p.person_id: wander(i, LAT0, LON0, 0.004) for i, p in enumerate(phones)}
+    for phone in phones:
+        store_fixes(app, phone, tracks[phone.person_id])
+    login(client, make_user)
+    lat, lon, radius_m = LAT0 + 0.001, LON0 - 0.0005, 150.0
+    start, end = T0 + timedelta(minutes=10), T0 + timedelta(minutes=70)
+    response = client.get(
+        "/api/v1/near",
+        query_string={
+            "lat": lat,
+            "lon": lon,
+            "radius_m": radius_m,
+            "from": start.isoformat(),
+            "to": end.isoformat(),
+        },
+    )
+    assert response.status_code == 200
+    expected = {}
+    for person_id, fixes in tracks.items():
+        inside = [
+            (ts, Geodesic.WGS84.Inverse(lat, lon, la, lo)["s12"])
+            for ts, la, lo, acc in fixes
+            if start <= ts < end
+            and acc <= 100
+            and Geodesic.WGS84.Inverse(lat, lon, la, lo)["s12"] <= radius_m
+        ]
+        if inside:
+            expected[person_id] = (
+                min(t for t, _ in inside),
+                max(t for t, _ in inside),
+                min(d for _, d in inside),
+            )
+    got = {p["person_id"]: p for p in response.json["people"] if p["person_id"] in tracks}
+    assert expected, "the test point must catch someone"
+    assert set(got) == set(expected)
+    for person_id, (entered, left, closest_m) in expected.items():
+        assert datetime.fromisoformat(got[person_id]["entered"]) == entered
+        assert datetime.fromisoformat(got[person_id]["left"]) == left
+        assert got[person_id]["closest_m"] == pytest.approx(closest_m, abs=0.1)
+    closest = [p["closest_m"] for p in response.json["people"]]
+    assert closest == sorted(closest)
+
+
+def test_street_viewer_never_sees_another_streets_people(
+    app, client, make_phone, make_unit, make_user
+):
+    street_a, street_b = make_unit(kind="street"), make_unit(kind="street")
+    mine = make_phone(unit_id=make_unit(kind="grid", parent_id=street_a))
+    theirs = make_phone(unit_id=street_b)
+    for phone in (mine, theirs):
+        store_fixes(app, phone, wander(7, LAT0, LON0, 0.0002, n=60))  # the same place
+    login(client, make_user, street_a)
+    near = client.get(
+        "/api/v1/near", query_string={"lat": LAT0, "lon": LON0, "radius_m": 500, **WINDOW}
+    )
+    assert [p["person_id"] for p in near.json["people"]] == [mine.person_id]
+    for selection in (
+        {"unit_id": street_a},
+        {"person_ids": f"{mine.person_id},{theirs.person_id}"},
+    ):
+        replay = client.get("/api/v1/replay", query_string={**WINDOW, **selection})
+        assert replay.status_code == 200
+        assert [p["person_id"] for p in replay.json["people"]] == [mine.person_id]
+        assert len(replay.json["people"][0]["t"]) > 0
+    assert (
+        client.get("/api/v1/replay", query_string={**WINDOW, "unit_id": street_b}).status_code
+        == 404
+    )
+    url = f"/api/v1/people/{theirs.person_id}/timeline"
+    assert client.get(url, query_string={"date": "2026-03-02"}).status_code == 404
+    ok = client.get(
+        f"/api/v1/people/{mine.person_id}/timeline", query_string={"date": "2026-03-02"}
+    )
+    assert ok.status_code == 200 and len(ok.json["series"]["t"]) > 0
+
+
+def test_timeline_of_a_real_hike_finds_the_labelled_stops(
+    app, client, runner, make_phone, make_user, gpx_dir
+):
+    person = make_phone().person_id
+    result = runner.invoke(args=["import-track", str(person), str(gpx_dir / "korita-zbevnica.gpx")])
+    assert result.exit_code == 0, result.output
+    login(client, make_user)
+    response = client.get(f"/api/v1/people/{person}/timeline", query_string={"date": "2010-10-03"})
+    assert response.status_code == 200
+    body = response.json
+    # Labelled by reading the trace's 513 timed fixes (one every ~11 s while walking):
+    # the recorder went quiet, without moving more than ~20 m, at 09:36:30-09:48:33,
+    # 10:18:59-10:23:43 (plus ~25 s of slow fixes on the same spot before), 10:52-11:13
+    # and 11:34-12:08 UTC (with a few creeping fixes either side); every other gap is
+    # under 2 min or moves on. Times below are UTC, ±1 min.
+    labelled = [("09:36", "09:48"), ("10:18", "10:23"), ("10:50", "11:13"), ("11:32", "12:11")]
+    stops = [
+        (
+            datetime.fromisoformat(s["arrived"]).astimezone(UTC),
+            datetime.fromisoformat(s["left"]).astimezone(UTC),
+        )
+        for s in body["stops"]
+    ]
+    assert len(stops) == len(labelled)
+    for (arrived, left), (want_in, want_out) in zip(stops, labelled, strict=True):
+        day = "2010-10-03T"
+        assert abs(arrived - datetime.fromisoformat(f"{day}{want_in}Z")) <= timedelta(minutes=1)
+        assert abs(left - datetime.fromisoformat(f"{day}{want_out}Z")) <= timedelta(minutes=1)
+    assert len(body["trips"]) == 4  # between the stops, and the walk out after the last
+    assert body["distance_m"] == pytest.approx(sum(t["distance_m"] for t in body["trips"]), abs=1)
+    assert body["distance_m"] < body["raw_distance_m"]
+    assert body["dropped"] == {"accuracy": 0, "duplicate": 0, "speed": 0}
+    assert len(body["track"]["coordinates"]) == len(body["series"]["t"]) == 513
+    track = client.get(
+        f"/api/v1/people/{person}/track",
+        query_string={"from": "2010-10-03T00:00:00Z", "to": "2010-10-04T00:00:00Z"},
+    )
+    props = track.json["properties"]
+    assert props["distance_kind"] == "raw"
+    assert props["filtered_distance_m"] == pytest.approx(body["distance_m"], abs=1)
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "field"),
+    [
+        ("/api/v1/near", {"lon": 1, "radius_m": 10, **WINDOW}, "lat"),
+        ("/api/v1/near", {"lat": 1, "lon": 1, "radius_m": 6000, **WINDOW}, "radius_m"),
+        (
+            "/api/v1/near",
+            {
+                "lat": 1,
+                "lon": 1,
+                "radius_m": 10,
+                "from": WINDOW["from"],
+                "to": "2026-03-05T00:00:00Z",
+            },
+            "to",
+        ),
+        (
+            "/api/v1/near",
+            {"lat": 1, "lon": 1, "radius_m": 10, "from": "yesterday", "to": WINDOW["to"]},
+            "from",
+        ),
+        ("/api/v1/replay", {**WINDOW, "person_ids": "1,x"}, "person_ids"),
+        ("/api/v1/replay", WINDOW, "unit_id"),
+        ("/api/v1/replay", {"from": WINDOW["to"], "to": WINDOW["from"], "unit_id": 1}, "from"),
+    ],
+)
+def test_bad_parameters_give_400_naming_the_field(client, make_user, path, params, field):
+    login(client, make_user)
+    response = client.get(path, query_string=params)
+    assert response.status_code == 400
+    assert response.json["error"].startswith(f"{field}:")
+
+
+def test_bad_timeline_date_gives_400(client, make_phone, make_user):
+    person = make_phone().person_id
+    login(client, make_user)
+    url = f"/api/v1/people/{person}/timeline"
+    assert client.get(url, query_string={"date": "2026-13-01"}).json["error"].startswith("date:")
+    long = {"from": "2026-01-01T00:00:00Z", "to": "2026-03-01T00:00:00Z"}
+    assert client.get(url, query_string=long).json["error"].startswith("to:")
