@@ -81,6 +81,12 @@ class _RedactedArguments(Mapping):
         """Return the number of arguments."""
         return len(self.arguments)
 
+    def __repr__(self) -> str:
+        """Return the redacted mapping as a dict would print (`log.info("%s", a_dict)`)."""
+        return repr({key: self[key] for key in self.arguments})
+
+    __str__ = __repr__
+
 
 def redact_record(record: logging.LogRecord) -> None:
     """Replace the record's message by its redacted formatted text; args become ().

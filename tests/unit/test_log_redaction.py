@@ -160,3 +160,9 @@ def test_install_wraps_the_factory_once(redacting):
     factory = logging.getLogRecordFactory()
     logredact.install()
     assert logging.getLogRecordFactory() is factory
+
+
+def test_a_single_dict_argument_prints_as_the_dict(redacting):
+    """`log.info("counts: %s", a_dict)` makes the dict the record's mapping of arguments."""
+    made = record("roster imported: %s", {"created": 3, "path": f"/osmand/{TOKEN}"})
+    assert made.getMessage() == f"roster imported: {{'created': 3, 'path': '/osmand/{REDACTED}'}}"
