@@ -81,6 +81,9 @@ cp node_modules/maplibre-gl/dist/maplibre-gl.js node_modules/maplibre-gl/dist/ma
 cp node_modules/terra-draw/dist/terra-draw.umd.js \
   node_modules/terra-draw-maplibre-gl-adapter/dist/terra-draw-maplibre-gl-adapter.umd.js \
   static/vendor/
+# The speed and accuracy chart of a person's day (/people/<id>/day): ECharts' ES module build,
+# which needs no eval (its only `new Function` parses a map's GeoJSON string, never used here).
+cp node_modules/echarts/dist/echarts.esm.min.js static/vendor/
 .venv/bin/pybabel -q compile -d tracker/translations
 
 # --- database ----------------------------------------------------------------

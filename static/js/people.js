@@ -485,6 +485,16 @@ export function createPeopleLayer(base, settings) {
         : t("trail.none");
     }
     $("card-trail").textContent = summary;
+    // The person's day (stops, trips, chart) on its own page; its API enforces the scope.
+    let dayLink = $("card-day");
+    if (!dayLink) {
+      dayLink = document.createElement("a");
+      dayLink.id = "card-day";
+      dayLink.className = "card-day-link";
+      dayLink.textContent = t("card.day");
+      $("card-trail").after(dayLink);
+    }
+    dayLink.href = `/people/${selectedId}/day`;
   }
 
   $("card-close").addEventListener("click", () => selectPerson(null));

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from flask import Blueprint, abort, current_app, redirect, render_template, url_for
+from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
@@ -78,6 +80,7 @@ MAP_MESSAGES = {
     "alert_fact.low_battery": _l("Battery {n}%"),
     "alert_fact.signal_lost": _l("No fix for {n} min"),
     "alert_fact.task_undelivered": _l("Task #{task} not delivered for {n} min"),
+    "card.day": _l("Day"),
 }
 
 
@@ -117,6 +120,67 @@ def live_map():
         "staff/map.html",
         settings=_page_settings(),
         messages=_map_messages(),
+        lang=page_language(),
+        lang_cookie=LANG_COOKIE,
+    )
+
+
+# A person's day (/people/<id>/day): the timeline of stops and trips, the totals and the
+# chart's labels; the server sends metres, seconds and times, the page words them.
+DAY_MESSAGES = {
+    "day.stop": _l("Stop {n}"),
+    "day.trip": _l("Trip"),
+    "day.arrived": _l("Arrived"),
+    "day.left": _l("Left"),
+    "day.duration": _l("Duration"),
+    "day.grid": _l("Grid"),
+    "day.no_grid": _l("Outside any grid"),
+    "day.distance": _l("Distance"),
+    "day.avg_speed": _l("Average speed"),
+    "day.hours_minutes": _l("{h} h {m} min"),
+    "day.minutes": _l("{n} min"),
+    "day.seconds": _l("{n} s"),
+    "day.raw": _l(
+        "Raw {distance}; the filter dropped {n} fixes ({accuracy} inaccurate, "
+        "{duplicate} duplicate, {speed} speed jumps)"
+    ),
+    "day.summary": _l("{stops} stops · {trips} trips · {fixes} fixes"),
+    "day.nothing": _l("No fixes on this day."),
+    "day.not_found": _l("This person is not in your scope, or does not exist."),
+    "day.failed": _l("Could not load the day: {error}"),
+    "day.speed": _l("Speed (km/h)"),
+    "day.accuracy": _l("Accuracy (m)"),
+    "day.place_label": _l("Place"),
+    "day.loading": _l("Loading…"),
+}
+
+
+@bp.get("/people/<int:person_id>/day")
+def person_day(person_id: int):
+    """Show a person's day as stops and trips; the timeline API enforces the scope."""
+    if not current_user.is_authenticated:
+        return redirect(url_for("staff.login_page"))
+    config = current_app.config
+    zone = ZoneInfo(config["HISTORY_TIME_ZONE"])
+    day = request.args.get("date", "")
+    try:
+        day = date.fromisoformat(day).isoformat()
+    except ValueError:
+        day = datetime.now(zone).date().isoformat()
+    settings = {
+        "tile_url": config["MAP_TILE_URL"],
+        "tile_attribution": config["MAP_TILE_ATTRIBUTION"],
+        "gcj02": config["MAP_GCJ02"],
+        "lang": page_language(),
+        "time_zone": config["HISTORY_TIME_ZONE"],
+        "person_id": person_id,
+        "date": day,
+    }
+    strings = {**js_messages(), **{key: str(text) for key, text in DAY_MESSAGES.items()}}
+    return render_template(
+        "staff/day.html",
+        settings=settings,
+        messages=strings,
         lang=page_language(),
         lang_cookie=LANG_COOKIE,
     )
@@ -332,6 +396,38 @@ def admin_units():
         "staff/admin_units.html",
         section="units",
         settings=settings,
+        messages=strings,
+        lang=page_language(),
+        lang_cookie=LANG_COOKIE,
+    )
+
+
+# The replay page's strings that its script shows; the labels of its controls are in the
+# template. Facts (counts, metres, times) come from the API and are formatted by the page.
+REPLAY_MESSAGES = {
+    "replay.play": _l("Play"),
+    "replay.pause": _l("Pause"),
+    "replay.loading": _l("Loading…"),
+    "replay.loaded": _l("{people} people · {fixes} fixes"),
+    "replay.failed": _l("Could not load: {error}"),
+    "replay.choose_scope": _l("Choose a unit or people."),
+    "replay.shown": _l("{n} of {total} on the map"),
+    "replay.last_fix_before": _l("Last fix before this time"),
+    "replay.missing": _l("No position at this time (a gap in the fixes)"),
+    "replay.near_found": _l("{n} people within {r} m"),
+    "replay.near_none": _l("Nobody was within the radius in this window."),
+}
+
+
+@bp.get("/replay")
+def replay_page():
+    """Show the group replay: everyone of a unit or chosen people through a past range."""
+    if not current_user.is_authenticated:
+        return redirect(url_for("staff.login_page"))
+    strings = {**js_messages(), **{key: str(text) for key, text in REPLAY_MESSAGES.items()}}
+    return render_template(
+        "staff/replay.html",
+        settings=_page_settings(),
         messages=strings,
         lang=page_language(),
         lang_cookie=LANG_COOKIE,
