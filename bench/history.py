@@ -42,11 +42,15 @@ from bench._common import (  # noqa: E402
     markdown_table,
     percentile,
 )
-from bench.queries import CopyStream, ewkb_point  # noqa: E402
+from bench.queries import (  # noqa: E402
+    CopyStream,
+    add_people,
+    build_position_indexes,
+    ewkb_point,
+)
 
 CENTRE = (31.2304, 121.4737)  # lat, lon of Shanghai (HISTORY_TIME_ZONE's default zone)
 SPAN_DEG = 0.2  # people spread over about 20 km x 20 km
-ROLES = ("volunteer", "street_chief", "grid_worker", "patrol")
 STEP_S = 5
 LONG_DAYS = 30  # the one person whose 30-day range is timed
 METRES_PER_DEG_LAT = 111_320.0
@@ -106,21 +110,8 @@ def load(url: str, people: int, days: int, hours: float, zone: ZoneInfo) -> dict
     conn = connect(url)
     conn.autocommit = True
     cur = conn.cursor()
-    cur.execute("INSERT INTO units (name, kind) VALUES ('bench street', 'street') RETURNING id")
-    (unit_id,) = cur.fetchone()
     total_people = people + 1  # the last one has the 30 days
-    cur.copy_expert(
-        "COPY people (name, role, unit_id) FROM STDIN",
-        CopyStream(f"bench {n}\t{ROLES[n % 4]}\t{unit_id}\n" for n in range(total_people)),
-    )
-    cur.execute("SELECT min(id) FROM people")
-    (first_id,) = cur.fetchone()
-    cur.copy_expert(
-        "COPY devices (person_id, token_hash) FROM STDIN",
-        CopyStream(f"{first_id + n}\tbench-{n}\n" for n in range(total_people)),
-    )
-    cur.execute("SELECT min(id) FROM devices")
-    (first_device,) = cur.fetchone()
+    unit_id, first_id, first_device = add_people(cur, "bench street", "street", total_people)
 
     # Whole local days that ended before today, so every timeline asks for a past day.
     today = datetime.now(zone).date()
@@ -188,21 +179,8 @@ def load(url: str, people: int, days: int, hours: float, zone: ZoneInfo) -> dict
         "offset_s": offset_s,
         "rows": written,
         "copy_rows_per_s": written / copy_s,
-        "index_s": {},
+        "index_s": build_position_indexes(cur, progress),
     }
-    for label, sql in (
-        (
-            "primary key",
-            "ALTER TABLE positions ADD CONSTRAINT pk_positions "
-            "PRIMARY KEY (person_id, ts, device_id)",
-        ),
-        ("GiST on geom", "CREATE INDEX ix_positions_geom ON positions USING gist (geom)"),
-        ("BRIN on ts", "CREATE INDEX ix_positions_ts_brin ON positions USING brin (ts)"),
-    ):
-        progress.update(f"building {label}...")
-        started = time.perf_counter()
-        cur.execute(sql)
-        figures["index_s"][label] = time.perf_counter() - started
     cur.execute("VACUUM ANALYZE")
     progress.done("loaded")
     conn.close()

@@ -21,6 +21,7 @@ import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -69,14 +70,13 @@ class CopyStream(io.RawIOBase):
         return size
 
 
-def load(url: str, people: int, positions: int, now: datetime) -> dict[str, float]:
-    """Fill the database; return load figures (rows/s of the COPY into positions...)."""
-    rng = random.Random(2026)
-    progress = Progress(every_s=10)
-    conn = connect(url)
-    conn.autocommit = True
-    cur = conn.cursor()
-    cur.execute("INSERT INTO units (name, kind) VALUES ('bench city', 'district') RETURNING id")
+def add_people(cur: Any, unit_name: str, kind: str, people: int) -> tuple[int, int, int]:
+    """Add a unit and `people` people in it, one device each, with COPY.
+
+    Returns:
+        (the unit's id, the first person's id, the first device's id); ids are consecutive.
+    """
+    cur.execute("INSERT INTO units (name, kind) VALUES (%s, %s) RETURNING id", (unit_name, kind))
     (unit_id,) = cur.fetchone()
     cur.copy_expert(
         "COPY people (name, role, unit_id) FROM STDIN",
@@ -90,6 +90,39 @@ def load(url: str, people: int, positions: int, now: datetime) -> dict[str, floa
     )
     cur.execute("SELECT min(id) FROM devices")
     (first_device,) = cur.fetchone()
+    return unit_id, first_id, first_device
+
+
+def build_position_indexes(cur: Any, progress: Any) -> dict[str, float]:
+    """Build the positions table's indexes after its COPY; return seconds per index.
+
+    Building them after loading is several times faster than keeping them during it.
+    """
+    seconds = {}
+    for label, sql in (
+        (
+            "primary key",
+            "ALTER TABLE positions ADD CONSTRAINT pk_positions "
+            "PRIMARY KEY (person_id, ts, device_id)",
+        ),
+        ("GiST on geom", "CREATE INDEX ix_positions_geom ON positions USING gist (geom)"),
+        ("BRIN on ts", "CREATE INDEX ix_positions_ts_brin ON positions USING brin (ts)"),
+    ):
+        progress.update(f"building {label}...")
+        started = time.perf_counter()
+        cur.execute(sql)
+        seconds[label] = time.perf_counter() - started
+    return seconds
+
+
+def load(url: str, people: int, positions: int, now: datetime) -> dict[str, float]:
+    """Fill the database; return load figures (rows/s of the COPY into positions...)."""
+    rng = random.Random(2026)
+    progress = Progress(every_s=10)
+    conn = connect(url)
+    conn.autocommit = True
+    cur = conn.cursor()
+    unit_id, first_id, first_device = add_people(cur, "bench city", "district", people)
     cur.execute(
         "INSERT INTO shifts (person_id) SELECT id FROM people WHERE id %% 10 < 3 AND unit_id = %s",
         (unit_id,),
@@ -159,19 +192,8 @@ def load(url: str, people: int, positions: int, now: datetime) -> dict[str, floa
     copy_s = time.perf_counter() - started
     progress.done(f"COPY positions: {written:,} rows in {copy_s:.0f} s")
     figures = {"rows": written, "copy_rows_per_s": written / copy_s}
-    for label, sql in (
-        (
-            "primary key",
-            "ALTER TABLE positions ADD CONSTRAINT pk_positions "
-            "PRIMARY KEY (person_id, ts, device_id)",
-        ),
-        ("GiST on geom", "CREATE INDEX ix_positions_geom ON positions USING gist (geom)"),
-        ("BRIN on ts", "CREATE INDEX ix_positions_ts_brin ON positions USING brin (ts)"),
-    ):
-        progress.update(f"building {label}...")
-        started = time.perf_counter()
-        cur.execute(sql)
-        figures[f"index {label} s"] = time.perf_counter() - started
+    for label, seconds in build_position_indexes(cur, progress).items():
+        figures[f"index {label} s"] = seconds
     progress.update("latest positions...")
     cur.execute(
         """

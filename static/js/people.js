@@ -16,6 +16,17 @@ const ROLE_COLORS = {
   patrol: "#1e9e5a",
 };
 const EXTRA_COLORS = ["#8e44ad", "#16a085", "#b7950b", "#34495e"];
+
+/** Return a role → colour function: the four roles fixed, other roles get the extras in turn. */
+export function roleColorer() {
+  const extraRoles = [];
+  return (role) => {
+    if (ROLE_COLORS[role]) return ROLE_COLORS[role];
+    let index = extraRoles.indexOf(role);
+    if (index < 0) index = extraRoles.push(role) - 1;
+    return EXTRA_COLORS[index % EXTRA_COLORS.length];
+  };
+}
 const MOVING_MPS = 0.5;
 const $ = (id) => document.getElementById(id);
 
@@ -116,7 +127,6 @@ export function createPeopleLayer(base, settings) {
   // duty: "on" | "all" | "reporting" (on duty, a recent fix) | "silent" (on duty, no recent fix)
   const filters = { hiddenRoles: new Set(), duty: "on", search: "", unitIds: null, unitId: null };
   const hooks = { placeClick: null, gridClick: null }; // the panels take map clicks here
-  const extraRoles = [];
   // What the people source holds: person id -> the feature last sent to the map. Each
   // render sends only the difference (GeoJSONSource.updateData), never the whole collection.
   const drawnFeatures = new Map();
@@ -134,12 +144,7 @@ export function createPeopleLayer(base, settings) {
 
   const ready = base.ready.then(() => addPeopleLayers(map));
 
-  function roleColor(role) {
-    if (ROLE_COLORS[role]) return ROLE_COLORS[role];
-    let index = extraRoles.indexOf(role);
-    if (index < 0) index = extraRoles.push(role) - 1;
-    return EXTRA_COLORS[index % EXTRA_COLORS.length];
-  }
+  const roleColor = roleColorer();
 
   function isStale(p, now) {
     return now - p.ts > settings.stale_after_s * 1000;

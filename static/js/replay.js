@@ -8,14 +8,12 @@
 import { getJson } from "./api.js";
 import { clock, distanceText, roleName, t as tr } from "./i18n.js";
 import { createMap } from "./map.js";
+import { roleColorer } from "./people.js";
 import { circleRing, lastFixIndex, positionAt, tailParts } from "./replay-track.js";
 import { el } from "./ui.js";
 
 const settings = JSON.parse(document.getElementById("settings").textContent);
 const $ = (id) => document.getElementById(id);
-// The live map's role colours (people.js), so a person looks the same on both maps.
-const ROLE_COLORS = { volunteer: "#e67e22", street_chief: "#c0392b", grid_worker: "#2d7dd2", patrol: "#1e9e5a" };
-const EXTRA_COLORS = ["#8e44ad", "#16a085", "#b7950b", "#34495e"];
 const SPEEDS = [1, 10, 60, 600];
 const TAIL_BUCKETS = 5;
 const DEFAULT_RANGE_S = 2 * 3600;
@@ -42,14 +40,8 @@ let lastFrameMs = null;
 let urlTimer = null;
 let nearPicking = false;
 let nearPoint = null;
-const extraRoles = [];
-
-function roleColor(role) {
-  if (ROLE_COLORS[role]) return ROLE_COLORS[role];
-  let index = extraRoles.indexOf(role);
-  if (index < 0) index = extraRoles.push(role) - 1;
-  return EXTRA_COLORS[index % EXTRA_COLORS.length];
-}
+// The live map's colours, so a person looks the same on both maps.
+const roleColor = roleColorer();
 
 // --- the URL ----------------------------------------------------------------------
 function readUrl() {
