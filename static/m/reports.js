@@ -161,6 +161,11 @@ export class Reports {
   // Upload the queue, oldest first; `now` skips a backoff wait (a reconnect, a new report).
   async upload({ now = false } = {}) {
     if (!this.token()) return;
+    // The browser knows it has no network: wait for its "online" event (app.js) instead of
+    // trying. Chromium lets a request through a service worker even while its network is
+    // emulated offline (Playwright issue 2311), so this check also keeps the offline tests
+    // deterministic.
+    if (navigator.onLine === false) return;
     if (this.uploading) {
       this.again = this.again || now;
       return;
