@@ -23,10 +23,13 @@ command -v runuser >/dev/null || missing+=(util-linux)
 # The map's front-end libraries come from npm (package.json); the pages are served from static/.
 command -v node >/dev/null || missing+=(nodejs)
 command -v npm >/dev/null || missing+=(npm)
+# The map's glyphs (scripts/glyphs.py) are made from DejaVu (Latin) and WenQuanYi Micro Hei
+# (CJK punctuation); a browser on this machine (and the test browser) draws Chinese labels
+# with WenQuanYi through MapLibre's localIdeographFontFamily.
+[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing+=(fonts-dejavu-core)
+[ -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || missing+=(fonts-wqy-microhei)
 if [ "$MODE" = test ]; then
   command -v chromium >/dev/null || missing+=(chromium)
-  # Screenshots of the Chinese UI need a CJK font in the test browser.
-  if [ -z "$(fc-list :lang=zh 2>/dev/null)" ]; then missing+=(fonts-wqy-microhei); fi
   # The HTTP load generator of bench/http_ingest.py.
   command -v wrk >/dev/null || missing+=(wrk)
 fi
@@ -84,6 +87,19 @@ cp node_modules/terra-draw/dist/terra-draw.umd.js \
 # The speed and accuracy chart of a person's day (/people/<id>/day): ECharts' ES module build,
 # which needs no eval (its only `new Function` parses a map's GeoJSON string, never used here).
 cp node_modules/echarts/dist/echarts.esm.min.js static/vendor/
+# Basemaps (docs/basemaps.md): gcoord's ES module (WGS-84/GCJ-02/BD-09), the pmtiles reader
+# (its IIFE build: the ES build imports the bare name "fflate"), the Protomaps style (an ES
+# module without imports), and the Latin glyphs made from local fonts.
+cp node_modules/gcoord/dist/gcoord.esm-browser.prod.js static/vendor/gcoord.js
+cp node_modules/pmtiles/dist/pmtiles.js static/vendor/pmtiles.js
+cp node_modules/@protomaps/basemaps/dist/esm/index.js static/vendor/protomaps-basemaps.js
+GLYPH_STAMP="static/vendor/glyphs/.made-$(sha1sum scripts/glyphs.py | cut -c1-12)"
+if [ ! -f "$GLYPH_STAMP" ]; then
+  log "making the map's glyphs (scripts/glyphs.py)"
+  rm -rf static/vendor/glyphs
+  .venv/bin/python scripts/glyphs.py static/vendor/glyphs
+  touch "$GLYPH_STAMP"
+fi
 .venv/bin/pybabel -q compile -d tracker/translations
 
 # --- database ----------------------------------------------------------------

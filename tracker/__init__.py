@@ -8,10 +8,14 @@ from typing import Any
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import auth, cli, logredact, media, socket_json
+from . import auth, cli, logformat, logredact, media, metrics, socket_json
 from .api.admin import bp as admin_api_bp
+from .api.assessment import bp as assessment_api_bp
+from .api.audit import bp as audit_api_bp
+from .api.basemaps import bp as basemaps_api_bp
 from .api.history import bp as history_api_bp
 from .api.incidents import bp as incidents_api_bp
+from .api.privacy import bp as privacy_api_bp
 from .api.reports import bp as reports_api_bp
 from .api.routes import bp as api_bp
 from .api.units import bp as units_api_bp
@@ -26,6 +30,7 @@ from .ingest.service import device_clients, token_lookups
 from .ingest.writer import writer
 from .live.events import LiveNamespace
 from .live.feed import feed
+from .privacy.policy import policies
 from .web import security
 from .web.i18n import select_locale
 from .web.phone import bp as phone_bp
@@ -77,6 +82,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.config.from_object(Config())
     if test_config:
         app.config.update(test_config)
+    logformat.install(app.config["LOG_FORMAT"])
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {
         **app.config["SQLALCHEMY_ENGINE_OPTIONS"],
         "connect_args": database_connect_args(app.config["SQLALCHEMY_DATABASE_URI"]),
@@ -114,6 +120,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     watcher.init_app(app)
     dispatch_watcher.init_app(app)
     feed.init_app(app)
+    policies.init_app(app)
+    metrics.init_app(app)
 
     app.register_blueprint(api_bp)
     app.register_blueprint(zones_api_bp)
@@ -122,6 +130,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(incidents_api_bp)
     app.register_blueprint(reports_api_bp)
     app.register_blueprint(history_api_bp)
+    app.register_blueprint(assessment_api_bp)
+    app.register_blueprint(basemaps_api_bp)
+    app.register_blueprint(audit_api_bp)
+    app.register_blueprint(privacy_api_bp)
     app.register_blueprint(phone_bp)
     app.register_blueprint(staff_bp)
     device_namespace = DeviceNamespace("/device")

@@ -20,7 +20,7 @@ from flask_login import current_user, login_user, logout_user
 from gevent.threadpool import ThreadPool
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from . import store
+from . import audit, store
 from .extensions import db, login
 from .models import User
 
@@ -101,6 +101,7 @@ def start_session(user: User) -> None:
     db.session.commit()
     user.session_token = token
     login_user(user)
+    audit.record_access("session.login", user_id=user.id, username=user.username)
 
 
 def end_session() -> None:
@@ -110,6 +111,9 @@ def end_session() -> None:
             db.session, hash_token(current_user.session_token), "logout"
         )
         db.session.commit()
+        audit.record_access(
+            "session.logout", user_id=current_user.id, username=current_user.username
+        )
         log.info("user %s logged out", current_user.username)
     logout_user()
 
@@ -118,6 +122,9 @@ def end_all_sessions(user_id: int, reason: str) -> int:
     """End every login of an account (password changed, disabled, ended by an admin)."""
     ended = store.accounts.end_user_sessions(db.session, user_id, reason)
     db.session.commit()
+    audit.record_access(
+        "session.end_all", user_id=user_id, username="", detail={"reason": reason, "ended": ended}
+    )
     return ended
 
 
@@ -219,6 +226,19 @@ def init_app(app: Flask) -> None:
     # One line per refused attempt would turn a flood into a flood of log lines too.
     logging.getLogger("flask-limiter").setLevel(logging.WARNING)
     app.register_error_handler(429, _too_many_logins)
+
+    @app.after_request
+    def audit_failed_login(response: Any) -> Any:
+        # Here rather than in the view: the view answers 401 by abort(), past its own code.
+        if request.endpoint == "api.login" and response.status_code == 401:
+            body = request.get_json(silent=True)
+            typed = body.get("username") if isinstance(body, dict) else None
+            name = typed if isinstance(typed, str) else ""
+            account = store.accounts.user_by_username(db.session, name) if name else None
+            audit.record_access(
+                "session.login_failed", user_id=account.id if account else None, username=name
+            )
+        return response
 
     @app.before_request
     def refuse_cross_site() -> None:

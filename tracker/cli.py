@@ -11,9 +11,10 @@ import secrets
 import sys
 from collections import Counter
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
+from zoneinfo import ZoneInfo
 
 import click
 from flask import Flask, current_app
@@ -38,6 +39,16 @@ from .extensions import db
 from .geo import GeometryError, boundary_from_geojson
 from .messages import Message, UserError, environment_translations, joined
 from .models import STAFF_ROLES, Device, Person, Unit
+from .privacy import erasure, retention
+from .privacy import export as privacy_export
+from .privacy.retention import RetentionDays
+from .privacy.rules import (
+    LEGAL_BASES,
+    LEGAL_BASIS_NOTE_MAX_CHARS,
+    TRACKING_POLICIES,
+    parse_duty_hours,
+    tracking_policy_problem,
+)
 from .zones.importer import (
     UNIT_NAME_MAX_CHARS,
     BoundaryImportError,
@@ -210,7 +221,9 @@ def assign_person(person_id: int, grid_id: int | None) -> None:
     """Assign a person to the grid they patrol (their zone)."""
     _check_person(person_id)
     _check_unit(grid_id, "--grid")
+    before = {"patrol_unit_id": db.session.get(Person, person_id).patrol_unit_id}
     store.people.assign_patrol_unit(db.session, person_id, grid_id)
+    audit.record("person.update", "person", person_id, before, {"patrol_unit_id": grid_id})
     db.session.commit()
     click.echo(f"person {person_id} patrols {'grid ' + str(grid_id) if grid_id else 'no grid'}")
 
@@ -314,6 +327,91 @@ def reactivate_person(person_id: int) -> None:
     click.echo(f"person {person_id} reactivated")
 
 
+@people_cli.command("export")
+@click.argument("person_id", type=int)
+@click.option(
+    "--to",
+    "folder",
+    type=click.Path(file_okay=False, writable=True, path_type=Path),
+    default=Path("."),
+    help="the folder for person-ID.json and person-ID.gpx (default: here)",
+)
+def export_person(person_id: int, folder: Path) -> None:
+    """Write everything stored about a person as JSON, and their fixes as GPX."""
+    _check_person(person_id)
+    audit.record_read("person.export_json", "person", person_id)
+    document = privacy_export.person_export(db.session, person_id)
+    gpx = privacy_export.person_gpx(db.session, person_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    json_path, gpx_path = folder / f"person-{person_id}.json", folder / f"person-{person_id}.gpx"
+    json_path.write_text(json.dumps(document, ensure_ascii=False, indent=1), encoding="utf-8")
+    gpx_path.write_text(gpx or "", encoding="utf-8")
+    positions = len(document["positions"]) if document else 0
+    click.echo(f"{positions} positions of person {person_id} written to {json_path} and {gpx_path}")
+
+
+@people_cli.command("erase")
+@click.argument("person_id", type=int)
+@click.option("--yes", is_flag=True, help="confirm: this cannot be undone")
+def erase_person(person_id: int, yes: bool) -> None:
+    """Erase a person: delete their positions, alerts and phones; pseudonymise their name."""
+    _check_person(person_id)
+    if not yes:
+        raise InputError("--yes", "erasure cannot be undone; repeat the command with --yes")
+    counts = erasure.erase(db.session, person_id)
+    db.session.commit()
+    click.echo(f"person {person_id} erased: {counts}")
+
+
+@people_cli.command("legal-basis")
+@click.argument("person_id", type=int)
+@click.argument("basis", type=click.Choice(LEGAL_BASES))
+@click.option("--note", default=None, help="what it rests on (a form's number, a roster)")
+def set_legal_basis(person_id: int, basis: str, note: str | None) -> None:
+    """Record the legal basis of tracking a person (PIPL art. 13), dated now."""
+    _check_person(person_id)
+    if note is not None and len(note) > LEGAL_BASIS_NOTE_MAX_CHARS:
+        raise InputError("--note", "at most %(max)s characters", max=LEGAL_BASIS_NOTE_MAX_CHARS)
+    changed = store.privacy.set_legal_basis(db.session, person_id, basis, note, None)
+    assert changed is not None
+    audit.record("person.legal_basis", "person", person_id, *changed)
+    db.session.commit()
+    click.echo(f"person {person_id}: legal basis {basis}")
+
+
+@units_cli.command("tracking-policy")
+@click.argument("unit_id", type=int)
+@click.argument("policy", type=click.Choice((*TRACKING_POLICIES, "inherit")))
+@click.option("--duty-hours", default=None, help="HH:MM-HH:MM, local time (for duty_hours)")
+@click.option(
+    "--live-off-duty/--no-live-off-duty",
+    default=None,
+    help="whether the live map shows the unit's off-duty people (default: inherit)",
+)
+def set_tracking_policy(
+    unit_id: int, policy: str, duty_hours: str | None, live_off_duty: bool | None
+) -> None:
+    """Set when a unit's people's fixes are kept: always, on_duty, duty_hours or inherit."""
+    _check_unit(unit_id, "UNIT_ID")
+    hours = None
+    if duty_hours is not None:
+        parsed = parse_duty_hours(duty_hours)
+        if not isinstance(parsed, tuple):
+            raise InputError("--duty-hours", parsed)
+        hours = parsed
+    tracking = None if policy == "inherit" else policy
+    if problem := tracking_policy_problem(tracking, hours):
+        raise InputError("--duty-hours", problem)
+    start, end = hours if hours and tracking == "duty_hours" else (None, None)
+    changed = store.privacy.set_unit_policy(
+        db.session, unit_id, tracking, start, end, live_off_duty
+    )
+    assert changed is not None
+    audit.record("unit.tracking_policy", "unit", unit_id, *changed)
+    db.session.commit()
+    click.echo(f"unit {unit_id}: {changed[1]}")
+
+
 def _read_password(password_stdin: bool) -> str:
     """Read a new password from standard input or an interactive prompt."""
     if password_stdin:
@@ -402,6 +500,7 @@ def end_user_sessions(username: str) -> None:
     """End every open session of a staff account (a lost laptop, a shared password)."""
     user = _staff_account(username)
     ended = store.accounts.end_user_sessions(db.session, user.id, "ended_by_cli")
+    audit.record("session.end_all", "session", user.id, None, {"ended": ended})
     db.session.commit()
     click.echo(f"{ended} open sessions of {username} ended")
 
@@ -427,23 +526,96 @@ def ensure_partitions(days_ahead: int | None) -> None:
     "--retention-days",
     type=click.IntRange(1, 36_600),
     default=None,
-    help="default: RETENTION_DAYS (90)",
+    help="positions; default: RETENTION_DAYS (90)",
 )
-def prune_partitions(retention_days: int | None) -> None:
-    """Drop whole days of positions older than the retention; safe to run from cron.
+@click.option(
+    "--alerts-days",
+    type=click.IntRange(1, 36_600),
+    default=None,
+    help="default: RETENTION_ALERTS_DAYS (365)",
+)
+@click.option(
+    "--incidents-days",
+    type=click.IntRange(1, 36_600),
+    default=None,
+    help="default: RETENTION_INCIDENTS_DAYS (365)",
+)
+@click.option(
+    "--audit-days",
+    type=click.IntRange(1, 36_600),
+    default=None,
+    help="default: RETENTION_AUDIT_DAYS (1096)",
+)
+@click.option(
+    "--now",
+    "now_text",
+    default=None,
+    metavar="ISO-TIME",
+    help="prune as if it were this time (with a UTC offset); default: now",
+)
+def prune_partitions(
+    retention_days: int | None,
+    alerts_days: int | None,
+    incidents_days: int | None,
+    audit_days: int | None,
+    now_text: str | None,
+) -> None:
+    """Drop each class of data older than its retention; safe to run from cron.
 
-    Latest positions, alerts and incidents are kept: only the track history goes.
+    Whole days of positions, alerts, ended incidents and audit rows (docs/privacy.md);
+    latest positions and people are kept.
     """
-    days = retention_days or current_app.config["RETENTION_DAYS"]
-    cutoff = datetime.now(UTC).date() - timedelta(days=days)
+    days = RetentionDays.from_config(
+        current_app.config,
+        positions=retention_days,
+        alerts=alerts_days,
+        incidents=incidents_days,
+        audit=audit_days,
+    )
+    now = datetime.now(UTC)
+    if now_text is not None:
+        try:
+            now = datetime.fromisoformat(now_text)
+        except ValueError:
+            raise InputError("--now", "must be an ISO-8601 date-time") from None
+        if now.tzinfo is None:
+            raise InputError("--now", "must include a UTC offset") from None
     if not store.zones.try_advisory_lock(db.session, "tracker_partition_prune"):
         click.echo("another prune is running; nothing done")
         return
-    dropped = [day for day in sorted(store.positions.partition_days(db.session)) if day < cutoff]
-    for day in dropped:
-        store.positions.drop_partition(db.session, day)
+    pruned = retention.prune(db.session, now, days)
+    audit.record("retention.prune", "retention", None, None, pruned.as_dict())
     db.session.commit()
-    click.echo(f"{len(dropped)} partitions older than {cutoff} dropped")
+    cutoff = pruned.positions_before
+    click.echo(f"{len(pruned.position_days)} partitions older than {cutoff} dropped")
+    click.echo(
+        f"{pruned.alerts} alerts, {pruned.incidents} incidents and "
+        f"{pruned.audit_events} audit rows past their retention deleted"
+    )
+
+
+reports_cli = AppGroup("reports", help="Patrol reports and assessment (docs/reports.md).")
+
+
+@reports_cli.command("daily")
+@click.option("--date", "day", default=None, help="YYYY-MM-DD; default: yesterday")
+def daily_reports_command(day: str | None) -> None:
+    """Write a day's XLSX report of every district and street into REPORTS_DIR; cron-safe."""
+    from .assessment.daily import write_daily_reports
+
+    config = current_app.config
+    if day is None:
+        chosen = datetime.now(ZoneInfo(config["HISTORY_TIME_ZONE"])).date() - timedelta(days=1)
+    else:
+        try:
+            chosen = date.fromisoformat(day)
+        except ValueError:
+            raise InputError("--date", "must be a date YYYY-MM-DD") from None
+    written = write_daily_reports(db.session, chosen, config, config["REPORTS_DAILY_KINDS"])
+    if written is None:
+        click.echo("another daily report run is writing; nothing done")
+        return
+    click.echo(f"{len(written)} daily reports for {chosen} written to {config['REPORTS_DIR']}")
 
 
 # A small demo around Beijing's Dongcheng district: two grids side by side.
@@ -851,7 +1023,7 @@ def _parse_area(area: str) -> tuple[float, float, float, float]:
 
 def init_app(app: Flask) -> None:
     """Register the commands with the app's CLI."""
-    for group in (units_cli, people_cli, devices_cli, users_cli, partitions_cli):
+    for group in (units_cli, people_cli, devices_cli, users_cli, partitions_cli, reports_cli):
         app.cli.add_command(group)
     app.cli.add_command(seed_demo)
     app.cli.add_command(import_track)

@@ -105,8 +105,25 @@ class Config:
     INGEST_ACK_TIMEOUT_S = _float("INGEST_ACK_TIMEOUT_S", 10.0)
     # Future partitions of positions are created this many days ahead.
     PARTITION_DAYS_AHEAD = _int("PARTITION_DAYS_AHEAD", 7)
-    # `flask partitions prune` drops days of positions older than this.
+    # `flask partitions prune` drops days of positions older than this, and deletes alerts,
+    # ended incidents and audit rows older than theirs (docs/privacy.md).
     RETENTION_DAYS = _int("RETENTION_DAYS", 90)
+    RETENTION_ALERTS_DAYS = _int("RETENTION_ALERTS_DAYS", 365)
+    RETENTION_INCIDENTS_DAYS = _int("RETENTION_INCIDENTS_DAYS", 365)
+    # PIPL art. 55-56: records of processing are kept at least three years.
+    RETENTION_AUDIT_DAYS = _int("RETENTION_AUDIT_DAYS", 3 * 365 + 1)
+    # Tracking policy of units that set none (docs/privacy.md): `always`, `on_duty` or
+    # `duty_hours`; whether the live map shows off-duty people of units that set nothing;
+    # how often each process re-reads the units' policies and who is on duty.
+    TRACKING_POLICY = os.environ.get("TRACKING_POLICY", "always")
+    LIVE_SHOWS_OFF_DUTY = os.environ.get("LIVE_SHOWS_OFF_DUTY", "1") == "1"
+    TRACKING_POLICY_REFRESH_S = _float("TRACKING_POLICY_REFRESH_S", 10.0)
+    # Operations (docs/operations.md): the addresses or networks that may read /metrics
+    # (comma-separated; empty = everyone), how long fixes may arrive without any being
+    # stored before /readyz fails, and `json` for one JSON object per log line.
+    METRICS_ALLOW = os.environ.get("METRICS_ALLOW", "127.0.0.1,::1")
+    READY_STORE_STALL_S = _float("READY_STORE_STALL_S", 30.0)
+    LOG_FORMAT = os.environ.get("LOG_FORMAT", "text")
 
     # Socket.IO: one Redis URL makes several processes share one feed.
     SOCKETIO_MESSAGE_QUEUE = os.environ.get("SOCKETIO_MESSAGE_QUEUE") or None
@@ -145,6 +162,14 @@ class Config:
     MAP_TILE_URL = os.environ.get("MAP_TILE_URL") or None
     MAP_TILE_ATTRIBUTION = os.environ.get("MAP_TILE_ATTRIBUTION", "")
     MAP_GCJ02 = os.environ.get("MAP_GCJ02", "0") == "1"
+    # Several basemaps (docs/basemaps.md): a JSON list in BASEMAPS, or the JSON file
+    # BASEMAPS_FILE; replaces MAP_TILE_URL when set. Every .pmtiles file in BASEMAP_DIR is
+    # offered as an offline basemap. GEOCODER_URL (with {q}) lets the map search addresses.
+    BASEMAPS = os.environ.get("BASEMAPS", "")
+    BASEMAPS_FILE = os.environ.get("BASEMAPS_FILE", "")
+    BASEMAP_DIR = Path(os.environ.get("BASEMAP_DIR", VAR_DIR / "basemaps"))
+    GEOCODER_URL = os.environ.get("GEOCODER_URL", "")
+    GEOCODER_CRS = os.environ.get("GEOCODER_CRS", "wgs84")
     # Staff pages: Chinese first; the browser's language decides unless the user chose.
     LANGUAGES = ("zh_CN", "en")
     BABEL_DEFAULT_LOCALE = "zh_CN"
@@ -176,6 +201,25 @@ class Config:
     HISTORY_STOP_RADIUS_M = _float("HISTORY_STOP_RADIUS_M", 50.0)
     HISTORY_STOP_MIN_S = _float("HISTORY_STOP_MIN_S", 300.0)
     HISTORY_TIME_ZONE = os.environ.get("HISTORY_TIME_ZONE", "Asia/Shanghai")
+    # Patrol reports (docs/reports.md): a step between fixes longer than REPORTS_GAP_S is
+    # lost signal; a stop longer than REPORTS_MAX_STAY_S is an overlong stay; coverage is
+    # the grid's area within REPORTS_COVERAGE_RADIUS_M of the on-duty tracks; uncovered
+    # periods of at least REPORTS_MIN_UNCOVERED_S are listed between the workday's hours;
+    # a request covers at most REPORTS_MAX_DAYS days. `flask reports daily` writes into
+    # REPORTS_DIR a file for each unit of the kinds in REPORTS_DAILY_KINDS.
+    REPORTS_GAP_S = _float("REPORTS_GAP_S", 300.0)
+    REPORTS_MAX_STAY_S = _float("REPORTS_MAX_STAY_S", 1800.0)
+    REPORTS_COVERAGE_RADIUS_M = _float("REPORTS_COVERAGE_RADIUS_M", 25.0)
+    REPORTS_MIN_UNCOVERED_S = _float("REPORTS_MIN_UNCOVERED_S", 600.0)
+    REPORTS_WORKDAY_FROM_H = _float("REPORTS_WORKDAY_FROM_H", 8.0)
+    REPORTS_WORKDAY_TO_H = _float("REPORTS_WORKDAY_TO_H", 18.0)
+    REPORTS_MAX_DAYS = _int("REPORTS_MAX_DAYS", 31)
+    REPORTS_DIR = Path(os.environ.get("REPORTS_DIR", VAR_DIR / "reports"))
+    REPORTS_LANGUAGE = os.environ.get("REPORTS_LANGUAGE", "zh_CN")
+    REPORTS_DAILY_KINDS = tuple(os.environ.get("REPORTS_DAILY_KINDS", "district,street").split(","))
+    # Assessment rules (考核规则): a JSON list of rules per unit and/or role, over the
+    # default (6 h on duty, 85 % coverage, 60 min off post, >= 95 % 10 points ...).
+    ASSESSMENT_RULES = os.environ.get("ASSESSMENT_RULES", "")
     # Event reports: categories (JSON list of {"id", "zh", "en"}; empty = the defaults in
     # tracker/dispatch/categories.py), and the photos' folder and limits.
     INCIDENT_CATEGORIES = os.environ.get("INCIDENT_CATEGORIES", "")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime, time
 from typing import Any
 
 from flask_login import UserMixin
@@ -11,6 +11,7 @@ from sqlalchemy import (
     REAL,
     BigInteger,
     CheckConstraint,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -18,6 +19,7 @@ from sqlalchemy import (
     PrimaryKeyConstraint,
     String,
     Text,
+    Time,
     UniqueConstraint,
     func,
     text,
@@ -42,8 +44,25 @@ class Unit(db.Model):
     boundary: Mapped[WKBElement | None] = mapped_column(
         Geometry("MULTIPOLYGON", srid=4326, spatial_index=False), nullable=True
     )
+    # When its people's fixes are kept (docs/privacy.md): `on_duty`, `duty_hours`
+    # (duty_start to duty_end, local time) or `always`; NULL inherits the parent's, and at
+    # the top TRACKING_POLICY.
+    tracking_policy: Mapped[str | None] = mapped_column(String(16))
+    duty_start: Mapped[time | None] = mapped_column(Time)
+    duty_end: Mapped[time | None] = mapped_column(Time)
+    # Whether the live map shows its off-duty people; NULL inherits (at the top: no).
+    live_shows_off_duty: Mapped[bool | None] = mapped_column()
 
     __table_args__ = (
+        CheckConstraint(
+            "tracking_policy IN ('always', 'on_duty', 'duty_hours')",
+            name="ck_units_tracking_policy",
+        ),
+        CheckConstraint(
+            "tracking_policy IS DISTINCT FROM 'duty_hours' "
+            "OR (duty_start IS NOT NULL AND duty_end IS NOT NULL)",
+            name="ck_units_duty_hours",
+        ),
         Index("ix_units_parent_id", "parent_id"),
         Index("ix_units_boundary", "boundary", postgresql_using="gist"),
         # Re-importing a boundary file updates units instead of duplicating them.
@@ -72,8 +91,18 @@ class Person(db.Model):
     patrol_unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id", ondelete="SET NULL"))
     active: Mapped[bool] = mapped_column(server_default=text("true"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # The legal basis of tracking this person (PIPL art. 13), when and by what it was
+    # recorded (docs/privacy.md).
+    legal_basis: Mapped[str | None] = mapped_column(String(32))
+    legal_basis_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    legal_basis_note: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (
+        CheckConstraint(
+            "legal_basis IN ('consent', 'contract', 'hr_management', 'legal_duty', "
+            "'emergency', 'public_interest')",
+            name="ck_people_legal_basis",
+        ),
         Index("ix_people_unit_id", "unit_id"),
         Index("ix_people_patrol_unit_id", "patrol_unit_id"),
     )
@@ -209,6 +238,9 @@ class User(UserMixin, db.Model):
     unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id", ondelete="RESTRICT"))
     active: Mapped[bool] = mapped_column(server_default=text("true"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # The map's basemap and layer opacities this account chose ({"basemap", "grid_opacity",
+    # "unit_opacity"}); NULL until it chooses (tracker/api/basemaps.py).
+    map_preference: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
 
     __table_args__ = (
         CheckConstraint("role IN ('admin', 'dispatcher', 'viewer')", name="ck_users_role"),
@@ -425,9 +457,11 @@ class IncidentPhoto(db.Model):
 
 
 class AuditEvent(db.Model):
-    """One change made by staff or the CLI: who, what, when, from where, before and after.
+    """One change, read or login by staff or the CLI: who, what, when, from where, values.
 
-    Append-only: a trigger refuses UPDATE, DELETE and TRUNCATE (migration 0011).
+    A change keeps the values before and after; a read keeps its parameters (period,
+    format) in `after`. Append-only: a trigger refuses UPDATE, DELETE and TRUNCATE
+    (migration 0011), except from the retention and erasure functions (migration 0012).
     """
 
     __tablename__ = "audit_events"
@@ -448,3 +482,19 @@ class AuditEvent(db.Model):
         Index("ix_audit_events_target", "target_kind", "target_id", "at"),
         Index("ix_audit_events_actor", "actor_id", "at"),
     )
+
+
+class DailyReport(db.Model):
+    """A daily report file written by `flask reports daily`: which unit, which day, where."""
+
+    __tablename__ = "daily_reports"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id", ondelete="CASCADE"))
+    day: Mapped[date] = mapped_column(Date)
+    # The file's name inside REPORTS_DIR (never a path from outside it).
+    file_name: Mapped[str] = mapped_column(Text)
+    bytes: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    __table_args__ = (UniqueConstraint("unit_id", "day", name="uq_daily_reports_unit_day"),)

@@ -7,6 +7,7 @@ import { createIncidents } from "./incidents.js";
 import { createLiveSocket } from "./live.js";
 import { createMap } from "./map.js";
 import { createPeopleLayer } from "./people.js";
+import { createMapSearch } from "./search.js";
 import { initTabs } from "./ui.js";
 
 const settings = JSON.parse(document.getElementById("settings").textContent);
@@ -34,7 +35,11 @@ const alerts = createAlerts({
 socket.on("connect", coverage.refresh);
 setInterval(coverage.refresh, Math.max(1, settings.coverage_refresh_s) * 1000);
 
+const search = createMapSearch({ base, people, openIncident: incidents.openIncident, geocoder: settings.geocoder });
+
 people.ready.then(people.loadUnits).then(() => {
+  // The scope's boundaries decide the first view before any fix arrives.
+  base.fitFirstView();
   incidents.fillUnits();
   socket.connect();
 });
@@ -43,6 +48,10 @@ people.ready.then(people.loadUnits).then(() => {
 window.__tracker = {
   map: base.map,
   ready: people.ready,
+  basemap: base.basemap,
+  project: base.project,
+  unproject: base.unproject,
+  search: search.localResults,
   socket,
   settings,
   people: people.people,
@@ -57,6 +66,7 @@ window.__tracker = {
   command: {
     coverage: coverage.coverage,
     gridState: coverage.gridState,
+    unitLabel: coverage.unitLabel,
     refreshCoverage: coverage.refresh,
     alerts: alerts.alerts,
     incident: incidents.incident,

@@ -24,12 +24,10 @@ export function createCoverage(base, people) {
       grid.state = state;
       coverage.set(grid.unit_id, grid);
       map.setFeatureState({ source: "units", id: grid.unit_id }, { coverage: state });
-      const label = units.get(grid.unit_id)?.labelEl;
-      if (label) {
-        label.dataset.coverage = state;
-        label.querySelector(".coverage-badge").textContent =
-          state === "uncovered" ? t("coverage.uncovered") : t("coverage.on_duty", { n: grid.on_duty_inside });
-      }
+      base.setUnitLabel(grid.unit_id, {
+        coverage: state,
+        badge: state === "uncovered" ? t("coverage.uncovered") : t("coverage.on_duty", { n: grid.on_duty_inside }),
+      });
     }
     const summary = document.getElementById("coverage-summary");
     summary.textContent = answer.grids.length
@@ -112,5 +110,6 @@ export function createCoverage(base, people) {
       return out;
     },
     gridState: (id) => map.getFeatureState({ source: "units", id }).coverage || null,
+    unitLabel: (id) => units.get(id)?.label ?? null,
   };
 }

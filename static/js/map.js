@@ -1,35 +1,48 @@
-/* The map set-up every map page shares: basemap, GCJ-02 and the units' boundaries.
+/* The map set-up every map page shares: basemap, coordinate shift, the units and their labels.
  *
- * Data stays WGS-84 everywhere; when the basemap uses GCJ-02 (AMap, Tencent) only what is
- * drawn is shifted, through `project`, and map clicks come back through `unproject`.
- * MapLibre is the vendor build in /static/vendor (a classic script: window.maplibregl).
+ * Data stays WGS-84 everywhere. The basemap (basemap.js) says its coordinate system; when it
+ * is GCJ-02 or BD-09 only what is drawn is shifted, through `project`, and what the map
+ * gives back (clicks, the view) comes back through `unproject` (basemap-coords.js, gcoord).
+ * Switching to a basemap of another coordinate system reloads the page, so that nothing
+ * drawn in the old system stays on the map. MapLibre is the vendor build in /static/vendor
+ * (a classic script: window.maplibregl).
  */
-import "./gcj02.js";
+import { BasemapSwitcher, chosenBasemap, GLYPHS, LOCAL_IDEOGRAPHS, showBasemap } from "./basemap.js";
+import { projector } from "./basemap-coords.js";
+import { t } from "./i18n.js";
 
 const { maplibregl } = window;
 const DEFAULT_CENTER = [116.397, 39.916];
-const identity = (lon, lat) => [lon, lat];
+// Labels of each kind of unit appear from the zoom where they usually fit; where they would
+// still overlap, MapLibre's symbol collision leaves out the lower layer's label (grids, with
+// their on-duty counts, are placed first).
+const LABEL_ZOOMS = [["district", 9], ["street", 11], ["community", 12], ["grid", 13]];
+const FONT = ["Noto Sans Regular"];
+const empty = () => ({ type: "FeatureCollection", features: [] });
 
-function baseStyle(settings) {
-  const style = {
-    version: 8,
-    sources: {},
-    layers: [{ id: "background", type: "background", paint: { "background-color": "#eef1f4" } }],
-  };
-  if (settings.tile_url) {
-    style.sources.basemap = {
-      type: "raster",
-      tiles: [settings.tile_url],
-      tileSize: 256,
-      attribution: settings.tile_attribution || "",
-    };
-    style.layers.push({ id: "basemap", type: "raster", source: "basemap" });
+function kindOpacity(opacity) {
+  return ["case", ["==", ["get", "kind"], "grid"], opacity.grid_opacity, opacity.unit_opacity];
+}
+
+/** Apply the grid and unit opacities (0-1) to the unit layers. */
+function applyOpacity(map, opacity) {
+  const factor = kindOpacity(opacity);
+  map.setPaintProperty("units-fill", "fill-opacity", ["*", factor, [
+    "case",
+    ["==", ["feature-state", "coverage"], "uncovered"], 0.22,
+    ["==", ["feature-state", "coverage"], "covered"], 0.08,
+    0.05,
+  ]]);
+  map.setPaintProperty("units-line", "line-opacity", ["*", 0.7, factor]);
+  for (const [kind] of LABEL_ZOOMS) {
+    const value = kind === "grid" ? opacity.grid_opacity : opacity.unit_opacity;
+    map.setPaintProperty(`units-label-${kind}`, "text-opacity", value);
   }
-  return style;
 }
 
 function addUnitLayers(map) {
-  map.addSource("units", { type: "geojson", data: { type: "FeatureCollection", features: [] }, promoteId: "id" });
+  map.addSource("units", { type: "geojson", data: empty(), promoteId: "id" });
+  map.addSource("unit-labels", { type: "geojson", data: empty(), promoteId: "id" });
   // Grids are tinted by coverage (feature-state set by coverage.js): red when nobody on
   // duty is inside, green when covered; other units keep a faint blue.
   map.addLayer({
@@ -42,12 +55,6 @@ function addUnitLayers(map) {
         ["==", ["feature-state", "coverage"], "uncovered"], "#e74c3c",
         ["==", ["feature-state", "coverage"], "covered"], "#27ae60",
         "#2d7dd2",
-      ],
-      "fill-opacity": [
-        "case",
-        ["==", ["feature-state", "coverage"], "uncovered"], 0.22,
-        ["==", ["feature-state", "coverage"], "covered"], 0.08,
-        0.05,
       ],
     },
   });
@@ -62,35 +69,130 @@ function addUnitLayers(map) {
     id: "units-line",
     type: "line",
     source: "units",
-    paint: { "line-color": "#2d6fb0", "line-width": 1.5, "line-opacity": 0.7, "line-dasharray": [3, 2] },
+    paint: { "line-color": "#2d6fb0", "line-width": 1.5, "line-dasharray": [3, 2] },
   });
+  for (const [kind, minzoom] of LABEL_ZOOMS) {
+    map.addLayer({
+      id: `units-label-${kind}`,
+      type: "symbol",
+      source: "unit-labels",
+      minzoom,
+      filter: ["==", ["get", "kind"], kind],
+      layout: {
+        "text-field": ["format", ["get", "name"], {}, ["get", "badge"], { "font-scale": 0.85 }],
+        "text-font": FONT,
+        "text-size": kind === "grid" ? 13 : 14,
+        "text-max-width": 10,
+        "text-padding": 4,
+      },
+      paint: {
+        "text-color": [
+          "match", ["get", "coverage"],
+          "uncovered", "#b42318",
+          "covered", "#1e7b45",
+          "#1d3b5a",
+        ],
+        "text-halo-color": "rgba(255, 255, 255, 0.92)",
+        "text-halo-width": 1.6,
+      },
+    });
+  }
 }
 
 /** Create the map in `container`; return it with its projection and its units. */
 export function createMap(settings, container) {
-  const project = settings.gcj02 ? window.gcj02.wgs84ToGcj02 : identity;
-  const unproject = settings.gcj02 ? window.gcj02.gcj02ToWgs84 : identity;
+  const basemap = chosenBasemap(settings);
+  const { project, unproject } = projector(basemap.crs);
+  const opacity = {
+    grid_opacity: settings.map_preference?.grid_opacity ?? 1,
+    unit_opacity: settings.map_preference?.unit_opacity ?? 1,
+  };
   const map = new maplibregl.Map({
     container,
-    style: baseStyle(settings),
-    center: DEFAULT_CENTER,
+    style: {
+      version: 8,
+      glyphs: GLYPHS,
+      sources: {},
+      layers: [{ id: "background", type: "background", paint: { "background-color": "#eef1f4" } }],
+    },
+    center: project(...DEFAULT_CENTER),
     zoom: 13,
-    attributionControl: settings.tile_url ? { compact: true } : false,
+    localIdeographFontFamily: LOCAL_IDEOGRAPHS,
+    attributionControl: { compact: true },
   });
   map.addControl(new maplibregl.NavigationControl({ showCompass: true }), "top-right");
   map.addControl(new maplibregl.ScaleControl({ unit: "metric" }), "bottom-right");
+  // The basemap's POI icons need a sprite this app does not ship: an empty image keeps the
+  // console quiet and the labels in place.
+  map.on("styleimagemissing", (event) => {
+    if (!map.hasImage(event.id)) map.addImage(event.id, { width: 1, height: 1, data: new Uint8Array(4) });
+  });
+  const units = new Map(); // unit id -> {id, name, kind, parent_id, label_point, geometry, children, label}
+  let fitted = false;
+  let freshFixes = [];
+
+  const switcher = new BasemapSwitcher(settings, basemap, opacity, {
+    onBasemap(next) {
+      if (next.crs !== basemap.crs) {
+        // Everything drawn is in the old system: start again in the new one.
+        switcher.saving.finally(() => window.location.reload());
+        return;
+      }
+      showBasemap(map, maplibregl, next);
+    },
+    onOpacity(next) {
+      Object.assign(opacity, next);
+      applyOpacity(map, opacity);
+    },
+  });
+  map.addControl(switcher, "top-right");
+
   const ready = new Promise((resolve) => {
-    map.on("load", () => {
+    map.on("load", async () => {
       addUnitLayers(map);
+      applyOpacity(map, opacity);
       resolve();
+      try {
+        await showBasemap(map, maplibregl, basemap);
+      } finally {
+        map.getContainer().dataset.basemapReady = basemap.id;
+      }
     });
   });
-  const units = new Map(); // unit id -> {id, name, kind, parent_id, label_point, geometry, children, labelEl}
 
   function projectGeometry(geometry) {
     const ring = (coords) => coords.map((c) => project(c[0], c[1]));
     if (geometry.type === "Polygon") return { type: "Polygon", coordinates: geometry.coordinates.map(ring) };
     return { type: "MultiPolygon", coordinates: geometry.coordinates.map((poly) => poly.map(ring)) };
+  }
+
+  let labelsQueued = false;
+  function drawLabels() {
+    labelsQueued = false;
+    const features = [];
+    for (const unit of units.values()) {
+      if (!unit.label_point) continue;
+      features.push({
+        type: "Feature",
+        properties: {
+          id: unit.id, kind: unit.kind, name: unit.name,
+          badge: unit.label.badge ? `\n${unit.label.badge}` : "", coverage: unit.label.coverage || "",
+        },
+        geometry: { type: "Point", coordinates: project(...unit.label_point) },
+      });
+    }
+    map.getSource("unit-labels")?.setData({ type: "FeatureCollection", features });
+  }
+
+  /** Set the second line and the colour of a unit's label ({badge, coverage}). */
+  function setUnitLabel(unitId, label) {
+    const unit = units.get(unitId);
+    if (!unit) return;
+    unit.label = { ...unit.label, ...label };
+    if (!labelsQueued) {
+      labelsQueued = true;
+      queueMicrotask(drawLabels);
+    }
   }
 
   /** Draw the units (a GeoJSON FeatureCollection from /api/v1/units) and their labels. */
@@ -99,7 +201,7 @@ export function createMap(settings, container) {
       const p = f.properties;
       units.set(p.unit_id, {
         id: p.unit_id, name: p.name, kind: p.kind, parent_id: p.parent_id,
-        label_point: p.label_point, geometry: f.geometry, children: [],
+        label_point: p.label_point, geometry: f.geometry, children: [], label: {},
       });
     }
     for (const unit of units.values()) units.get(unit.parent_id)?.children.push(unit);
@@ -107,20 +209,7 @@ export function createMap(settings, container) {
       .filter((f) => f.geometry)
       .map((f) => ({ type: "Feature", properties: { id: f.id, kind: f.properties.kind }, geometry: projectGeometry(f.geometry) }));
     map.getSource("units").setData({ type: "FeatureCollection", features: shapes });
-    for (const unit of units.values()) {
-      if (!unit.label_point) continue;
-      const label = document.createElement("div");
-      label.className = "unit-label";
-      label.dataset.unit = unit.id;
-      label.dataset.kind = unit.kind;
-      const name = document.createElement("span");
-      name.textContent = unit.name;
-      const badge = document.createElement("span");
-      badge.className = "coverage-badge";
-      label.append(name, badge);
-      unit.labelEl = label;
-      new maplibregl.Marker({ element: label }).setLngLat(project(...unit.label_point)).addTo(map);
-    }
+    drawLabels();
   }
 
   /** Return the ids of a unit and every unit below it. */
@@ -137,10 +226,68 @@ export function createMap(settings, container) {
     for (const poly of polys) for (const c of poly[0]) bounds.extend(project(c[0], c[1]));
   }
 
+  /** Return the bounds (as drawn) of the account's area: its units' boundaries, else the
+   * recent fixes near their median, so one far-away fix cannot decide the view. */
+  function scopeBounds() {
+    const bounds = new maplibregl.LngLatBounds();
+    for (const unit of units.values()) extendBounds(bounds, unit.geometry);
+    if (!bounds.isEmpty() || !freshFixes.length) return bounds;
+    const median = (values) => values.slice().sort((a, b) => a - b)[Math.floor(values.length / 2)];
+    const lon = median(freshFixes.map((f) => f[0]));
+    const lat = median(freshFixes.map((f) => f[1]));
+    // Within about 50 km of the median: a city's area, not a phone abroad.
+    for (const [fLon, fLat] of freshFixes) {
+      if (Math.abs(fLon - lon) < 0.6 && Math.abs(fLat - lat) < 0.45) bounds.extend(project(fLon, fLat));
+    }
+    return bounds;
+  }
+
+  /** Frame the account's area; return whether there was one. */
+  function fitScope(animate = true) {
+    const bounds = scopeBounds();
+    if (bounds.isEmpty()) return false;
+    map.fitBounds(bounds, { padding: 60, maxZoom: 16, duration: animate ? 600 : 0 });
+    return true;
+  }
+
+  /**
+   * Frame the first view once: the scope's units, else the recent fixes ([lon, lat] WGS-84,
+   * stale ones left out by the caller). Return whether the view is decided.
+   */
+  function fitFirstView(recentFixes = []) {
+    if (fitted) return true;
+    freshFixes = recentFixes;
+    fitted = fitScope(false);
+    if (fitted) map.getContainer().dataset.firstView = "fitted";
+    return fitted;
+  }
+
+  class FitAreaControl {
+    onAdd() {
+      const box = document.createElement("div");
+      box.className = "maplibregl-ctrl maplibregl-ctrl-group";
+      const button = document.createElement("button");
+      button.type = "button";
+      button.id = "fit-area";
+      button.className = "fit-area";
+      button.title = t("basemap.fit_area");
+      button.setAttribute("aria-label", t("basemap.fit_area"));
+      button.addEventListener("click", () => fitScope(true));
+      box.append(button);
+      this.box = box;
+      return box;
+    }
+
+    onRemove() {
+      this.box.remove();
+    }
+  }
+  map.addControl(new FitAreaControl(), "top-right");
+
   /** Fly to a WGS-84 point. */
-  function flyTo(lon, lat) {
+  function flyTo(lon, lat, zoom = 16) {
     if (lon == null || lat == null) return;
-    map.flyTo({ center: project(lon, lat), zoom: Math.max(map.getZoom(), 16), duration: 800 });
+    map.flyTo({ center: project(lon, lat), zoom: Math.max(map.getZoom(), zoom), duration: 800 });
   }
 
   /** Return a map marker for an element at a WGS-84 point. */
@@ -148,5 +295,8 @@ export function createMap(settings, container) {
     return new maplibregl.Marker({ element, anchor }).setLngLat(project(lon, lat));
   }
 
-  return { map, ready, project, unproject, units, showUnits, unitSubtree, extendBounds, flyTo, marker, maplibregl };
+  return {
+    map, ready, project, unproject, basemap, units, showUnits, setUnitLabel, unitSubtree,
+    extendBounds, fitFirstView, fitScope, flyTo, marker, maplibregl,
+  };
 }

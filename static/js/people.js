@@ -426,15 +426,11 @@ export function createPeopleLayer(base, settings) {
     if (!bounds.isEmpty()) map.fitBounds(bounds, { padding: 60, maxZoom: 16 });
   }
 
-  /** Frame the scope's units and people once, when the first data is in. */
+  /** Frame the scope once (map.js): its units, else recent fixes; never a stale one. */
   function fitOnce() {
     if (firstFit) return;
-    const bounds = new base.maplibregl.LngLatBounds();
-    for (const unit of units.values()) base.extendBounds(bounds, unit.geometry);
-    for (const p of people.values()) bounds.extend(project(p.lon, p.lat));
-    if (bounds.isEmpty()) return;
-    firstFit = true;
-    map.fitBounds(bounds, { padding: 60, maxZoom: 16, duration: 0 });
+    const now = Date.now();
+    firstFit = base.fitFirstView([...people.values()].filter((p) => !isStale(p, now)).map((p) => [p.lon, p.lat]));
   }
 
   // --- selection, trail and follow --------------------------------------------------

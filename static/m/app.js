@@ -22,6 +22,8 @@ const KEY = {
   person: "tracker.person",
   // Set when the server refused the token; only a new pairing clears it.
   refused: "tracker.refused",
+  // Set once the privacy notice has been acknowledged on this phone.
+  notice: "tracker.noticeSeen",
 };
 
 // Served defaults, overridable per phone (localStorage) or per page (query string) for tests.
@@ -594,6 +596,7 @@ function render() {
   $("paired").hidden = !paired || state.screen !== "main";
   $("task-view").hidden = !paired || state.screen !== "task";
   $("report-view").hidden = !paired || state.screen !== "report";
+  $("privacy-notice").hidden = !paired || localStorage.getItem(KEY.notice) === "1";
   // One clear state for a refused token: the new pairing is the only way on.
   $("unpaired-title").textContent = t(state.revoked ? "unpaired_title" : "not_paired_title");
   $("unpaired-body").textContent = t(state.revoked ? "unpaired_body" : "not_paired_body");
@@ -663,6 +666,11 @@ function toggleSetupValues(show) {
 
 async function start() {
   translatePage();
+  $("notice-how-long").textContent = t("notice_how_long", { days: settings.retention_days ?? 90 });
+  $("notice-ok").addEventListener("click", () => {
+    localStorage.setItem(KEY.notice, "1");
+    render();
+  });
   const db = await openDatabase();
   queue = new FixQueue(db);
   tasks = new Tasks({

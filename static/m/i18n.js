@@ -4,6 +4,15 @@
 const MESSAGES = {
   zh: {
     app_name: "巡防定位",
+    notice_title: "个人信息处理告知",
+    notice_what:
+      "本应用收集：此手机的位置（经纬度、精度、速度、方向、海拔）、定位时间、电量，以及您提交的事件上报和照片。行踪轨迹属于敏感个人信息。",
+    notice_why: "用途：仅用于执勤期间的调度指挥、就近派单和人员安全（求助、越界提醒），不作其他用途。",
+    notice_when: "收集时间：只在所在单位规定的范围内保存定位——执勤期间或规定的执勤时段；此范围以外的定位不会保存。",
+    notice_how_long:
+      "保存期限：定位轨迹 {days} 天，告警和事件一年，查看和修改记录三年，到期自动删除。每一次查看您轨迹的操作都会被记录。",
+    notice_rights: "您可以向负责人查阅、复制您的个人信息，或要求删除。依据：《个人信息保护法》。",
+    notice_ok: "我已知晓",
     connected: "已连接",
     connecting: "正在连接…",
     offline: "离线",
@@ -106,6 +115,15 @@ const MESSAGES = {
   },
   en: {
     app_name: "Patrol tracker",
+    notice_title: "How your personal information is used",
+    notice_what:
+      "This app collects this phone's position (latitude, longitude, accuracy, speed, heading, altitude), the time of each fix, the battery level, and the event reports and photos you send. Your whereabouts are sensitive personal information.",
+    notice_why: "Why: only to dispatch and coordinate while you are on duty, to send the nearest people, and for your safety (SOS, leaving your area); for nothing else.",
+    notice_when: "When: positions are kept only within your unit's policy (while on duty, or within its duty hours); positions outside it are not stored.",
+    notice_how_long:
+      "How long: positions {days} days, alerts and incidents one year, the record of who viewed or changed your data three years; then they are deleted. Every look at your track is recorded.",
+    notice_rights: "You may ask your supervisor for a copy of your data or for its erasure (China's Personal Information Protection Law).",
+    notice_ok: "I understand",
     connected: "Connected",
     connecting: "Connecting…",
     offline: "Offline",

@@ -157,13 +157,13 @@ def test_a_grid_without_anyone_on_duty_is_uncovered_until_someone_reports_inside
     patrol_unit = f"{centre_server.url}/api/v1/people/{person.person_id}/patrol-unit"
     assert http.put(patrol_unit, json={"unit_id": grid_id}).status_code == 200
     page = open_map(browser, centre_server.url, *make_user("dispatcher", street_id), locale="zh-CN")
-    label = f'.unit-label[data-unit="{grid_id}"]'
+    label = f"window.__tracker.command.unitLabel({grid_id})"  # the map's symbol label
     phone = None
     try:
         state = poll(lambda: page.evaluate(f"window.__tracker.command.gridState({grid_id})"), 5.0)
         assert state == "uncovered"
-        assert page.get_attribute(label, "data-coverage") == "uncovered"
-        assert "无人在岗" in page.text_content(label)
+        assert page.evaluate(label)["coverage"] == "uncovered"
+        assert "无人在岗" in page.evaluate(label)["badge"]
         assert page.text_content("#coverage-summary") == "共 1 个网格 · 1 个无人在岗"
         jump_to(page, lon, lat)
         shot(page, "centre-03-grid-uncovered")
@@ -174,8 +174,8 @@ def test_a_grid_without_anyone_on_duty_is_uncovered_until_someone_reports_inside
             10.0,
         )
         assert covered, "the grid did not turn covered after an on-duty fix inside it"
-        assert page.get_attribute(label, "data-coverage") == "covered"
-        assert "1 人在岗" in page.text_content(label)
+        assert page.evaluate(label)["coverage"] == "covered"
+        assert "1 人在岗" in page.evaluate(label)["badge"]
 
         click_map_at(page, lon + D * 0.7, lat - D * 0.7)  # inside the grid, off the marker
         page.wait_for_selector(f'#grid-detail[data-unit="{grid_id}"]')

@@ -293,7 +293,7 @@ def test_the_watch_sees_what_the_csp_blocks(csp_server, watch, make_user):
         start = page_html.index(">", start) + 1
         end = page_html.index("</script>", start)
         settings = json.loads(page_html[start:end])
-        settings["tile_url"] = elsewhere
+        settings["basemaps"][0]["layers"][0]["tiles"] = [elsewhere]
         route.fulfill(
             body=page_html[:start] + json.dumps(settings) + page_html[end:],
             content_type="text/html",

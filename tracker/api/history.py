@@ -11,7 +11,7 @@ from flask import Blueprint, abort, current_app, jsonify, request
 from flask_login import current_user, login_required
 from werkzeug.exceptions import HTTPException
 
-from .. import store
+from .. import audit, store
 from ..extensions import db
 from ..history.filter import Fix, filter_fixes
 from ..history.timeline import Settings, Timeline, build_timeline
@@ -83,6 +83,9 @@ def timeline(person_id: int):
         end = datetime.combine(day + timedelta(days=1), datetime.min.time(), zone)
     else:
         start, end = _window(MAX_TIMELINE)
+    audit.record_read(
+        "timeline.read", "person", person_id, {"from": start.isoformat(), "to": end.isoformat()}
+    )
     rows = db.session.execute(store.history.fixes(current_user, person_id, start, end))
     result = build_timeline(_as_fixes(rows), _settings())
     return jsonify(_timeline_json(person_id, start, end, result, zone))
@@ -155,6 +158,20 @@ def near():
             end,
             current_app.config["HISTORY_MAX_ACCURACY_M"],
         )
+    ).all()
+    # Recorded with the people it found, where a search of the trail by person finds it.
+    audit.record_read(
+        "near.read",
+        "place",
+        None,
+        {
+            "lat": lat,
+            "lon": lon,
+            "radius_m": radius_m,
+            "from": start.isoformat(),
+            "to": end.isoformat(),
+            "person_ids": [r.person_id for r in rows],
+        },
     )
     return jsonify(
         people=[
@@ -204,6 +221,18 @@ def replay():
     people = db.session.execute(
         store.history.replay_people(current_user, unit_id, person_ids)
     ).all()
+    # A replay of chosen people names each of them in person_ids, where a search of the
+    # trail by person finds it.
+    audit.record_read(
+        "replay.read",
+        "unit" if unit_id is not None else "person",
+        unit_id,
+        {
+            "from": start.isoformat(),
+            "to": end.isoformat(),
+            "person_ids": [p.id for p in people],
+        },
+    )
     fixes_by_person: dict[int, list[Fix]] = {p.id: [] for p in people}
     if people:
         for r in db.session.execute(store.history.replay_fixes(list(fixes_by_person), start, end)):

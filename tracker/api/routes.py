@@ -12,7 +12,7 @@ from flask import Blueprint, Response, abort, current_app, jsonify, request
 from flask_login import current_user, login_required
 from werkzeug.exceptions import HTTPException
 
-from .. import store
+from .. import audit, store
 from ..auth import (
     check_password,
     end_all_sessions,
@@ -25,6 +25,7 @@ from ..extensions import db
 from ..history.filter import Fix
 from ..history.timeline import Settings, filtered_distance_m
 from ..ingest import tracks
+from ..privacy.policy import policies
 
 log = logging.getLogger(__name__)
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -138,6 +139,7 @@ def track(person_id: int):
             abort(400, description="simplify: must be a number of metres")
         if not 0 < simplify_m <= 10_000:
             abort(400, description="simplify: must be between 0 and 10000 metres")
+    audit.record_read("track.read", "person", person_id, _period(start, end))
     result = store.tracks.track(db.session, person_id, start, end, simplify_m)
     fixes = [
         Fix(r.ts.timestamp(), r.lat, r.lon, r.accuracy_m, r.speed_mps)
@@ -172,7 +174,11 @@ def live():
     """Return each visible person's newest fix as a GeoJSON FeatureCollection."""
     bbox = _parse_bbox()
     now = datetime.now(UTC)
-    rows = db.session.execute(store.latest.latest_positions(current_user, bbox)).all()
+    rows = [
+        row
+        for row in db.session.execute(store.latest.latest_positions(current_user, bbox))
+        if policies.shows_on_live_map(row.person_id, row.unit_id, row.on_duty)
+    ]
     return jsonify(
         type="FeatureCollection",
         features=[
@@ -211,12 +217,18 @@ def _track_window() -> tuple[datetime, datetime]:
     return start, end
 
 
+def _period(start: datetime, end: datetime) -> dict[str, str]:
+    """Return a read's period as the audit trail stores it."""
+    return {"from": start.isoformat(), "to": end.isoformat()}
+
+
 @bp.get("/people/<int:person_id>/track.gpx")
 @login_required
 def track_gpx(person_id: int):
     """Return a person's positions as a GPX 1.1 track."""
     _visible_person_or_404(person_id)
     start, end = _track_window()
+    audit.record_read("track.export_gpx", "person", person_id, _period(start, end))
     points = db.session.execute(store.tracks.track_points(person_id, start, end)).all()
     body = tracks.write_gpx(f"person {person_id}", points)
     return Response(body, mimetype="application/gpx+xml", headers=_attachment(person_id, "gpx"))
@@ -228,6 +240,7 @@ def track_csv(person_id: int):
     """Return a person's positions as CSV (the columns import-track reads)."""
     _visible_person_or_404(person_id)
     start, end = _track_window()
+    audit.record_read("track.export_csv", "person", person_id, _period(start, end))
     points = db.session.execute(store.tracks.track_points(person_id, start, end)).all()
     return Response(
         tracks.write_csv(points), mimetype="text/csv", headers=_attachment(person_id, "csv")

@@ -13,7 +13,7 @@ from flask import Flask, current_app, request
 from flask_socketio import ConnectionRefusedError, Namespace, join_room
 from sqlalchemy.exc import SQLAlchemyError
 
-from .. import store
+from .. import metrics, store
 from ..cutoff import cutoff
 from ..dispatch.watcher import dispatch_watcher
 from ..extensions import db, socketio
@@ -135,6 +135,7 @@ class DeviceNamespace(Namespace):
         """Create the namespace with no devices connected."""
         super().__init__(namespace)
         self.devices: dict[str, DeviceIdentity] = {}
+        metrics.devices_connected.set_function(lambda: len(self.devices))
         self._touched_at = 0.0
         self._connected_since_sweep: set[int] = set()
 

@@ -117,7 +117,7 @@ def post_positions(request: Request) -> Answer:
         payload = socket_json.loads(body)
     except ValueError:
         return {"ok": False, "error": "payload: not valid JSON"}, 400
-    ack = service.store_positions(device, payload, len(body))
+    ack = service.store_positions(device, payload, len(body), path="api")
     if ack["ok"]:
         return ack, 200
     if ack.get("retry"):
@@ -138,6 +138,8 @@ def _merge_acks(acks: list[dict[str, Any]], offsets: list[int]) -> dict[str, Any
             return ack
         merged["stored"] += ack["stored"]
         merged["duplicates"] += ack["duplicates"]
+        if ack.get("not_kept"):
+            merged["not_kept"] = merged.get("not_kept", 0) + ack["not_kept"]
         merged["rejected"] += [
             {"index": r["index"] + offset, "error": r["error"]} for r in ack["rejected"]
         ]
@@ -160,11 +162,11 @@ def _store_client_request(
         return {"ok": True, "stored": 0, "duplicates": 0, "rejected": []}
     size = current_app.config["MAX_BATCH_ITEMS"]
     if len(parsed.positions) <= size:  # every app but Overland sends one fix a request
-        return service.store_positions(device, {"positions": parsed.positions}, 0)
+        return service.store_positions(device, {"positions": parsed.positions}, 0, path=client)
     acks, offsets = [], []
     for offset in range(0, len(parsed.positions), size):
         chunk = {"positions": parsed.positions[offset : offset + size]}
-        acks.append(service.store_positions(device, chunk, 0))
+        acks.append(service.store_positions(device, chunk, 0, path=client))
         offsets.append(offset)
         if not acks[-1]["ok"]:
             break

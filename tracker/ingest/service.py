@@ -13,10 +13,11 @@ from flask import Flask, current_app
 from gevent.event import AsyncResult, Event
 from sqlalchemy.exc import SQLAlchemyError
 
-from .. import store
+from .. import metrics, store
 from ..auth import hash_token
 from ..extensions import db
 from ..live.publish import publish_alert
+from ..privacy.policy import policies
 from ..store.devices import DeviceIdentity
 from ..store.positions import PositionRow
 from .validate import ItemError, Limits, PayloadError, Rejection, parse_batch, parse_recent_ts
@@ -39,20 +40,30 @@ def limits() -> Limits:
 
 
 def store_positions(
-    device: DeviceIdentity, payload: Any, payload_bytes: int, now: datetime | None = None
+    device: DeviceIdentity,
+    payload: Any,
+    payload_bytes: int,
+    now: datetime | None = None,
+    path: str = "socket",
 ) -> dict[str, Any]:
     """Validate and store a `positions` payload; return the acknowledgement.
+
+    Fixes outside the person's tracking policy (tracker.privacy.policy) are acknowledged
+    but not stored, and counted in `not_kept` and the metrics.
 
     Args:
         device: who sent it.
         payload: the decoded JSON payload.
         payload_bytes: its encoded size, checked against MAX_PAYLOAD_BYTES.
         now: the current time (tests inject it).
+        path: how it arrived, for the metrics (tracker.metrics.PATHS).
 
     Returns:
-        `{"ok": true, "stored", "duplicates", "rejected"}` once the valid rows are committed,
-        or `{"ok": false, "error"[, "retry": true]}`.
+        `{"ok": true, "stored", "duplicates", "rejected"}` once the valid rows are committed
+        (with `not_kept` when some were outside the policy), or `{"ok": false, "error"[,
+        "retry": true]}`.
     """
+    started = time.perf_counter()
     cap = current_app.config["MAX_PAYLOAD_BYTES"]
     if payload_bytes > cap:
         return {"ok": False, "error": f"payload: larger than {cap} bytes"}
@@ -61,7 +72,18 @@ def store_positions(
     except PayloadError as exc:
         return {"ok": False, "error": str(exc)}
     person_id, device_id = device.person_id, device.device_id
+    received = len(fixes) + len(rejections)
+    discarded: dict[str, int] = {}
+    kept = []
+    for indexed in fixes:
+        why = policies.why_not_kept(person_id, indexed[1][0])
+        if why is None:
+            kept.append(indexed)
+        else:
+            discarded[why] = discarded.get(why, 0) + 1
+    fixes = kept
     rows = [PositionRow(person_id, device_id, *fix) for _, fix in fixes]
+    metrics.ingest_clock.received(len(rows))
     try:
         if rows:
             outcome = writer.submit(rows)
@@ -81,12 +103,19 @@ def store_positions(
     if outcome.refused:
         rejections += [Rejection(fixes[position][0], why) for position, why in outcome.refused]
         rejections.sort(key=attrgetter("index"))
-    return {
+    rejected = [r.as_dict() for r in rejections]
+    metrics.count_batch(
+        path, received, outcome.stored, outcome.duplicates, rejected, discarded, started
+    )
+    ack = {
         "ok": True,
         "stored": outcome.stored,
         "duplicates": outcome.duplicates,
-        "rejected": [r.as_dict() for r in rejections],
+        "rejected": rejected,
     }
+    if discarded:
+        ack["not_kept"] = sum(discarded.values())
+    return ack
 
 
 class KnownDevices:
@@ -267,6 +296,7 @@ def set_duty(device: DeviceIdentity, payload: Any) -> dict[str, Any]:
         else:
             shift = store.people.close_shift(db.session, device.person_id)
         db.session.commit()
+        policies.note_duty(device.person_id, payload["on"])
     except SQLAlchemyError:
         db.session.rollback()
         log.warning("duty change for person %d failed", device.person_id, exc_info=True)

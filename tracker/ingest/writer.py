@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from .. import store
+from .. import metrics, store
 from ..extensions import db
 from ..store.positions import PositionRow
 
@@ -81,6 +81,15 @@ class GroupCommitWriter:
         self.days_ahead = app.config["PARTITION_DAYS_AHEAD"]
         self.days_back = app.config["MAX_AGE_S"] // 86400 + 1
         app.extensions["ingest_writer"] = self
+
+    @property
+    def pending_rows(self) -> int:
+        """Return how many rows wait for the next group commit."""
+        return self._pending_rows
+
+    def greenlet_died(self) -> bool:
+        """Return whether the flushing greenlet ran and has stopped (it never should)."""
+        return self._greenlet is not None and self._greenlet.dead
 
     def add_listener(self, listener: Listener) -> None:
         """Call `listener` with the rows of every commit, after the commit (once per listener)."""
@@ -220,11 +229,9 @@ class GroupCommitWriter:
             if _is_connection_error(exc):
                 self._drop_connection()
             raise
-        log.debug(
-            "stored %d rows in %.1f ms",
-            len(unique_rows),
-            (time.perf_counter() - started) * 1000,
-        )
+        elapsed_s = time.perf_counter() - started
+        metrics.observe_commit(len(unique_rows), elapsed_s)
+        log.debug("stored %d rows in %.1f ms", len(unique_rows), elapsed_s * 1000)
 
         # The common case: every row was new and none was repeated within this commit.
         if (

@@ -10,6 +10,7 @@ from flask import request
 from flask_login import current_user
 from flask_socketio import ConnectionRefusedError, Namespace, disconnect, join_room
 
+from .. import metrics
 from ..auth import open_sessions, session_token_hash
 from ..cutoff import cutoff
 from ..dispatch.watcher import dispatch_watcher
@@ -40,6 +41,7 @@ class LiveNamespace(Namespace):
         super().__init__(namespace)
         # sid -> hash of the login token the connection was opened with.
         self.logins: dict[str, str] = {}
+        metrics.viewers_connected.set_function(lambda: len(self.logins))
 
     def on_connect(self, auth: Any = None) -> None:
         """Sent by a map page when it connects: accept it only with a staff session."""

@@ -11,9 +11,10 @@ from typing import Any
 
 from flask import Flask
 
-from .. import store
+from .. import metrics, store
 from ..extensions import db, socketio
 from ..ingest.writer import writer
+from ..privacy.policy import policies
 from ..store.positions import PositionRow
 from . import publish
 from .rooms import ALL, unit_room
@@ -67,6 +68,8 @@ class LiveFeed:
         self._app: Flask | None = None
         self._listening = False
         self._pending: dict[int, PositionRow] = {}
+        # When the oldest pending fix was committed: the live-push latency runs from there.
+        self._pending_since: float | None = None
         self._pushed_ts: dict[int, Any] = {}
         self._task: Any = None
         self._parents: dict[int, int | None] = {}
@@ -84,6 +87,8 @@ class LiveFeed:
 
     def collect(self, rows: Sequence[PositionRow]) -> None:
         """Keep each person's newest committed fix until the next push."""
+        if rows and self._pending_since is None:
+            self._pending_since = time.monotonic()
         for row in rows:
             kept = self._pending.get(row.person_id)
             if kept is None or row.ts > kept.ts:
@@ -140,6 +145,7 @@ class LiveFeed:
             How many people's changes were sent.
         """
         pending, self._pending = self._pending, {}
+        since, self._pending_since = self._pending_since, None
         fresh = {
             pid: row
             for pid, row in pending.items()
@@ -149,7 +155,11 @@ class LiveFeed:
             return 0
         assert self._app is not None
         with self._app.app_context():
-            people = store.latest.people_on_map(db.session, list(fresh))
+            people = [
+                p
+                for p in store.latest.people_on_map(db.session, list(fresh))
+                if policies.shows_on_live_map(p.id, p.unit_id, p.on_duty)
+            ]
             parents = self._unit_parents({p.unit_id for p in people if p.unit_id is not None})
             db.session.remove()
         by_room: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -169,6 +179,8 @@ class LiveFeed:
                 inside = [m for m in messages if in_bbox(m["lon"], m["lat"], bbox)]
                 if inside:
                     publish.publish_positions(inside, to=sid)
+        if since is not None and by_room:
+            metrics.live_push_latency.observe(time.monotonic() - since)
         return len(people)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from .. import metrics
 from ..extensions import db, socketio
 from .rooms import rooms_for_person, rooms_for_unit
 
@@ -17,6 +18,7 @@ def publish_alert(alert: dict[str, Any], person_id: int) -> None:
     """Push an `alert` about a person at once to every viewer whose scope covers them."""
     rooms = rooms_for_person(db.session, person_id)
     socketio.emit("alert", alert, namespace=NAMESPACE, to=rooms)
+    metrics.alerts_raised.labels(str(alert.get("kind"))).inc()
     log.info("alert %s about person %d sent to %s", alert.get("kind"), person_id, rooms)
 
 

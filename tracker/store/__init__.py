@@ -10,6 +10,7 @@ so a call site says which domain it reads or changes.
 from . import (
     accounts,
     alerts,
+    assessment,
     audit,
     devices,
     history,
@@ -17,6 +18,7 @@ from . import (
     latest,
     people,
     positions,
+    privacy,
     reports,
     scope,
     tracks,
@@ -26,6 +28,7 @@ from . import (
 __all__ = [
     "accounts",
     "alerts",
+    "assessment",
     "audit",
     "devices",
     "history",
@@ -33,6 +36,7 @@ __all__ = [
     "latest",
     "people",
     "positions",
+    "privacy",
     "reports",
     "scope",
     "tracks",

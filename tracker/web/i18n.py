@@ -95,6 +95,21 @@ JS_MESSAGES = {
     "import.created": _l("Created"),
     "import.updated": _l("Updated"),
     "import.repaired": _l("Repaired geometries"),
+    # Every map page: the basemap switcher, "fit my area" and the map's search.
+    "basemap.title": _l("Basemap"),
+    "basemap.layers": _l("Layers"),
+    "basemap.grid_opacity": _l("Grid opacity"),
+    "basemap.unit_opacity": _l("Unit opacity"),
+    "basemap.switch": _l("Choose the basemap and the opacity of the layers"),
+    "basemap.fit_area": _l("Fit my area"),
+    "search.incident": _l("Incident #{n}"),
+    "search.nothing": _l("Nothing found"),
+    "search.geocoder_failed": _l("The address search did not answer"),
+    "search.kind.unit": _l("Unit"),
+    "search.kind.person": _l("Person"),
+    "search.kind.incident": _l("Incident"),
+    "search.kind.place": _l("Coordinates"),
+    "search.kind.address": _l("Address"),
 }
 
 

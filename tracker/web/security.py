@@ -6,8 +6,8 @@ which Engine.IO makes before Flask sees the request. Flask-Talisman would do the
 part too, but it brings a dependency and a dozen options for what is a fixed list of
 headers here (HTTPS and HSTS are nginx's job), so the list is written out.
 
-The policy is built once per app, from MAP_TILE_URL and PUBLIC_URL, not per request, and
-kept in app.extensions["security_headers"]: answers made outside Flask and outside the
+The policy is built once per app, from the basemaps' tile URLs and PUBLIC_URL, not per
+request, and kept in app.extensions["security_headers"]: answers made outside Flask and outside the
 Socket.IO path (the HTTP ingest endpoints, tracker/ingest/http.py) add those themselves.
 """
 
@@ -20,6 +20,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Flask, Response
+
+from .. import basemaps
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +54,7 @@ def tile_origin(tile_url: str | None) -> str | None:
     if "{" in first and dot and "{" not in rest:
         host = f"*.{rest}"
     if not _HOST_SOURCE.match(host) or parts.scheme not in ("", "http", "https"):
-        log.warning("MAP_TILE_URL's host %r cannot go into the CSP; tiles will be blocked", host)
+        log.warning("tile URL host %r cannot go into the CSP; its tiles will be blocked", host)
         return None
     return f"{parts.scheme}://{host}" if parts.scheme else host
 
@@ -66,17 +68,19 @@ def websocket_origin(public_url: str) -> str | None:
     return f"{'wss' if parts.scheme == 'https' else 'ws'}://{host}"
 
 
-def content_security_policy(tile_url: str | None, public_url: str) -> str:
+def content_security_policy(tile_url: str | Iterable[str] | None, public_url: str) -> str:
     """Return the Content-Security-Policy of the command centre and the phone app.
 
     Args:
-        tile_url: MAP_TILE_URL, the basemap's XYZ template, or None.
+        tile_url: the basemaps' tile URL templates (tracker.basemaps.tile_urls), one
+            template (MAP_TILE_URL), or None.
         public_url: PUBLIC_URL, the address phones reach the server at.
 
     Returns:
         The header's value.
     """
-    tiles = [origin] if (origin := tile_origin(tile_url)) else []
+    urls = [tile_url] if isinstance(tile_url, str) else list(tile_url or [])
+    tiles = list(dict.fromkeys(origin for url in urls if (origin := tile_origin(url))))
     # CSP Level 3 counts ws:/wss: of this host as 'self'; browsers that implement only
     # Level 2 do not, and phones open the app at PUBLIC_URL, so its websocket origin is named.
     sockets = [origin] if (origin := websocket_origin(public_url)) else []
@@ -114,7 +118,7 @@ def security_headers(app: Flask) -> tuple[tuple[str, str], ...]:
     return (
         (
             "Content-Security-Policy",
-            content_security_policy(app.config["MAP_TILE_URL"], app.config["PUBLIC_URL"]),
+            content_security_policy(basemaps.tile_urls(app.config), app.config["PUBLIC_URL"]),
         ),
         ("X-Frame-Options", "DENY"),
         ("X-Content-Type-Options", "nosniff"),

@@ -10,6 +10,8 @@ from flask import Blueprint, abort, current_app, redirect, render_template, requ
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
+from .. import basemaps
+from ..api.basemaps import preference_of
 from .i18n import LANG_COOKIE, js_messages, page_language
 
 bp = Blueprint("staff", __name__, template_folder="templates")
@@ -89,13 +91,21 @@ def _map_messages() -> dict[str, str]:
     return {**js_messages(), **{key: str(text) for key, text in MAP_MESSAGES.items()}}
 
 
+def _basemap_settings() -> dict[str, Any]:
+    """Return the basemaps every map page offers and the one this account chose."""
+    config = current_app.config
+    return {
+        "basemaps": basemaps.listing(config),
+        "map_preference": preference_of(current_user, config),
+        "geocoder": bool(config["GEOCODER_URL"]),
+    }
+
+
 def _page_settings() -> dict[str, Any]:
     """Return what the map's script needs to know about this deployment and this user."""
     config = current_app.config
     return {
-        "tile_url": config["MAP_TILE_URL"],
-        "tile_attribution": config["MAP_TILE_ATTRIBUTION"],
-        "gcj02": config["MAP_GCJ02"],
+        **_basemap_settings(),
         "stale_after_s": config["STALE_AFTER_S"],
         "live_interval_s": config["LIVE_INTERVAL_S"],
         "viewport_min_people": config["LIVE_VIEWPORT_MIN_PEOPLE"],
@@ -168,9 +178,7 @@ def person_day(person_id: int):
     except ValueError:
         day = datetime.now(zone).date().isoformat()
     settings = {
-        "tile_url": config["MAP_TILE_URL"],
-        "tile_attribution": config["MAP_TILE_ATTRIBUTION"],
-        "gcj02": config["MAP_GCJ02"],
+        **_basemap_settings(),
         "lang": page_language(),
         "time_zone": config["HISTORY_TIME_ZONE"],
         "person_id": person_id,
@@ -270,6 +278,42 @@ ADMIN_MESSAGES = {
     "roster.sheet_title": _l("Phones for {n} people"),
     "roster.issue_failed": _l("Could not issue the phones: {error}"),
     "qr.scan": _l("Scan with the phone's camera, or open the link"),
+    "audit.before": _l("before"),
+    "audit.after": _l("after"),
+    "audit.person_actions": _l("Person {id}:"),
+    "audit.confirm_erase": _l(
+        "Erase person {id}? Every position, alert and phone of theirs is deleted and their name "
+        "is replaced everywhere. This cannot be undone."
+    ),
+    "audit.erased": _l("Person {id} was erased: {positions} positions deleted."),
+    "audit.basis_recorded": _l("The legal basis of person {id} was recorded."),
+    "audit.kind.person": _l("Person"),
+    "audit.kind.unit": _l("Unit"),
+    "audit.kind.user": _l("Staff account"),
+    "audit.kind.device": _l("Phone"),
+    "audit.kind.incident": _l("Incident"),
+    "audit.kind.place": _l("Place"),
+    "audit.kind.audit": _l("Audit trail"),
+    "audit.kind.retention": _l("Retention"),
+    "audit.kind.session": _l("Logins of account"),
+    "audit.action.track.read": _l("Read a track"),
+    "audit.action.track.export_gpx": _l("Exported a track (GPX)"),
+    "audit.action.track.export_csv": _l("Exported a track (CSV)"),
+    "audit.action.timeline.read": _l("Read a timeline"),
+    "audit.action.replay.read": _l("Replayed"),
+    "audit.action.near.read": _l("Asked who was near a place"),
+    "audit.action.audit.read": _l("Searched the audit trail"),
+    "audit.action.audit.export_csv": _l("Exported the audit trail"),
+    "audit.action.person.export_json": _l("Exported a person's data"),
+    "audit.action.person.export_gpx": _l("Exported a person's fixes"),
+    "audit.action.person.erase": _l("Erased a person"),
+    "audit.action.person.legal_basis": _l("Recorded a legal basis"),
+    "audit.action.unit.tracking_policy": _l("Changed a tracking policy"),
+    "audit.action.session.login": _l("Logged in"),
+    "audit.action.session.login_failed": _l("Failed login"),
+    "audit.action.session.logout": _l("Logged out"),
+    "audit.action.session.end_all": _l("Ended all sessions"),
+    "audit.action.retention.prune": _l("Pruned old data"),
 }
 
 
@@ -319,6 +363,12 @@ def admin_rosters():
 def admin_staff():
     """Show the staff accounts of the account's scope (admins only)."""
     return _admin_page("staff/admin_staff.html", "staff", ("admin",))
+
+
+@bp.get("/admin/audit")
+def admin_audit():
+    """Show the audit trail: search, CSV export, a person's export and erasure (admins)."""
+    return _admin_page("staff/admin_audit.html", "audit", ("admin",))
 
 
 # The units page's strings (the tree, the boundary drawing, the server's facts); the
@@ -379,11 +429,8 @@ def admin_units():
         return redirect(url_for("staff.login_page"))
     if current_user.role != "admin":
         abort(403)
-    config = current_app.config
     settings = {
-        "tile_url": config["MAP_TILE_URL"],
-        "tile_attribution": config["MAP_TILE_ATTRIBUTION"],
-        "gcj02": config["MAP_GCJ02"],
+        **_basemap_settings(),
         "lang": page_language(),
         "user": {
             "username": current_user.username,
@@ -428,6 +475,93 @@ def replay_page():
     return render_template(
         "staff/replay.html",
         settings=_page_settings(),
+        messages=strings,
+        lang=page_language(),
+        lang_cookie=LANG_COOKIE,
+    )
+
+
+# The reports page's strings that its scripts show: column names with their units, the
+# reasons of a failed assessment and the charts' labels. The server sends seconds, metres
+# and percentages; the page words them.
+REPORTS_MESSAGES = {
+    "reports.col.date": _l("Date"),
+    "reports.col.name": _l("Name"),
+    "reports.col.role": _l("Role"),
+    "reports.col.grid": _l("Assigned grid"),
+    "reports.col.duty_h": _l("On duty (h)"),
+    "reports.col.first_fix": _l("First fix"),
+    "reports.col.last_fix": _l("Last fix"),
+    "reports.col.distance_km": _l("Distance (km)"),
+    "reports.col.inside_h": _l("In grid (h)"),
+    "reports.col.outside_min": _l("Off post (min)"),
+    "reports.col.absence_min": _l("Longest absence (min)"),
+    "reports.col.stops": _l("Stops"),
+    "reports.col.overlong": _l("Overlong stays"),
+    "reports.col.lost_min": _l("Lost signal (min)"),
+    "reports.col.alerts": _l("Alerts"),
+    "reports.col.tasks": _l("Tasks assigned / accepted / done"),
+    "reports.col.accept_min": _l("Time to accept (min)"),
+    "reports.col.grid_name": _l("Grid"),
+    "reports.col.coverage_pct": _l("Coverage (%)"),
+    "reports.col.patrolled_h": _l("Patrolled (h)"),
+    "reports.col.covered_hours": _l("Hours with someone inside"),
+    "reports.col.uncovered_h": _l("Uncovered in working hours (h)"),
+    "reports.col.people": _l("Patrolled by (min)"),
+    "reports.col.period": _l("Period"),
+    "reports.col.kind": _l("Kind"),
+    "reports.col.score": _l("Score"),
+    "reports.col.result": _l("Result"),
+    "reports.col.reasons": _l("Reasons"),
+    "reports.col.links": _l("Details"),
+    "reports.kind.person": _l("Person"),
+    "reports.kind.grid": _l("Grid"),
+    "reports.pass": _l("Pass"),
+    "reports.fail": _l("Fail"),
+    "reports.reason.duty_h": _l("on duty {actual} h of {required} h required"),
+    "reports.reason.coverage_pct": _l("coverage {actual} % below the required {required} %"),
+    "reports.reason.off_post_min": _l(
+        "off post {actual} min, more than the {required} min allowed"
+    ),
+    "reports.reason.score": _l("score {actual} below the pass mark {required}"),
+    "reports.day_link": _l("Day"),
+    "reports.replay_link": _l("Replay"),
+    "reports.coverage_link": _l("Coverage map"),
+    "reports.loading": _l("Loading…"),
+    "reports.loaded": _l("{n} rows"),
+    "reports.failed": _l("Could not load the report: {error}"),
+    "reports.empty": _l("Nothing to report for this unit and period."),
+    "reports.chart.duty": _l("On duty (h)"),
+    "reports.chart.inside": _l("In grid (h)"),
+    "reports.chart.outside": _l("Off post (h)"),
+    "reports.chart.coverage": _l("Coverage (%)"),
+    "reports.chart.hours": _l("People inside, by hour"),
+    "reports.chart.score": _l("Score"),
+    "reports.coverage_title": _l("{grid} · {date} · {pct} % within {radius} m of the tracks"),
+    "reports.no_daily": _l("No daily reports yet."),
+    "reports.uncovered": _l("Nobody on duty inside during working hours: {periods}"),
+    "reports.no_uncovered": _l("Someone on duty was inside throughout working hours."),
+    "reports.all_units": _l("Everything in my scope"),
+}
+
+
+@bp.get("/reports")
+def reports_page():
+    """Show the patrol reports: person-days, grid-days and assessment of a unit and period."""
+    if not current_user.is_authenticated:
+        return redirect(url_for("staff.login_page"))
+    config = current_app.config
+    settings = {
+        **_page_settings(),
+        "time_zone": config["HISTORY_TIME_ZONE"],
+        "radius_m": config["REPORTS_COVERAGE_RADIUS_M"],
+        "max_days": config["REPORTS_MAX_DAYS"],
+        "today": datetime.now(ZoneInfo(config["HISTORY_TIME_ZONE"])).date().isoformat(),
+    }
+    strings = {**js_messages(), **{key: str(text) for key, text in REPORTS_MESSAGES.items()}}
+    return render_template(
+        "staff/reports.html",
+        settings=settings,
         messages=strings,
         lang=page_language(),
         lang_cookie=LANG_COOKIE,

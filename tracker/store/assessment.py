@@ -1,0 +1,306 @@
+"""Report queries: the people and grids of a report, shifts, alerts, tasks, coverage.
+
+The fixes of a report are read with store.history.replay_fixes(), the same query that
+feeds the replay, and filtered in Python by tracker.history.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import CTE, Select, bindparam, func, or_, select, text
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.orm import Session
+from sqlalchemy.types import Integer, Text
+
+from ..models import Alert, DailyReport, Person, Shift, Task, Unit, User
+from .scope import in_scope, unit_subtree
+
+
+def _report_units(unit_id: int) -> CTE:
+    """Return a recursive CTE of a report's unit and the units below it (its own name)."""
+    units = Unit.__table__
+    tree = select(units.c.id).where(units.c.id == unit_id).cte("report_units", recursive=True)
+    return tree.union_all(select(units.c.id).where(units.c.parent_id == tree.c.id))
+
+
+def report_people(user: User, unit_id: int | None) -> Select[Any]:
+    """Return a select of the people a report covers.
+
+    Args:
+        user: the staff account; people outside its scope never appear.
+        unit_id: people of this unit and the units below it, and people who patrol a grid
+            there; None for everyone the account sees.
+
+    Returns:
+        A select() of id, name, role, unit_id, patrol_unit_id, by id.
+    """
+    stmt = select(Person.id, Person.name, Person.role, Person.unit_id, Person.patrol_unit_id).where(
+        in_scope(user, Person.id)
+    )
+    if unit_id is not None:
+        tree = select(_report_units(unit_id).c.id)
+        stmt = stmt.where(or_(Person.unit_id.in_(tree), Person.patrol_unit_id.in_(tree)))
+    return stmt.order_by(Person.id)
+
+
+def report_grids(user: User, unit_id: int | None) -> Select[Any]:
+    """Return a select of the grids with a boundary that a report covers.
+
+    Args:
+        user: the staff account; grids outside its unit's subtree never appear.
+        unit_id: grids at or below this unit; None for every grid the account sees.
+
+    Returns:
+        A select() of id, name, parent_id, wkb (the boundary, WKB) and area_m2, by id.
+    """
+    stmt = select(
+        Unit.id,
+        Unit.name,
+        Unit.parent_id,
+        func.ST_AsBinary(Unit.boundary).label("wkb"),
+        func.ST_Area(func.geography(Unit.boundary)).label("area_m2"),
+    ).where(Unit.kind == "grid", Unit.boundary.isnot(None))
+    if user.unit_id is not None:
+        stmt = stmt.where(Unit.id.in_(select(unit_subtree(user.unit_id).c.id)))
+    if unit_id is not None:
+        stmt = stmt.where(Unit.id.in_(select(_report_units(unit_id).c.id)))
+    return stmt.order_by(Unit.id)
+
+
+def grids_by_id(grid_ids: Sequence[int]) -> Select[Any]:
+    """Return a select of the boundaries of grids by id (people's assigned grids).
+
+    Args:
+        grid_ids: the grids.
+
+    Returns:
+        A select() of id, name, wkb.
+    """
+    return select(Unit.id, Unit.name, func.ST_AsBinary(Unit.boundary).label("wkb")).where(
+        Unit.id.in_(list(grid_ids)), Unit.boundary.isnot(None)
+    )
+
+
+def unit_names(session: Session, unit_ids: Sequence[int]) -> dict[int, str]:
+    """Return the names of units by id."""
+    rows = session.execute(select(Unit.id, Unit.name).where(Unit.id.in_(list(unit_ids))))
+    return {row.id: row.name for row in rows}
+
+
+def shifts(person_ids: Sequence[int], start: datetime, end: datetime) -> Select[Any]:
+    """Return a select of the shifts that overlap a window.
+
+    Args:
+        person_ids: whose shifts.
+        start: first instant of the window.
+        end: first instant after it.
+
+    Returns:
+        A select() of person_id, started_at, ended_at (NULL while open).
+    """
+    return (
+        select(Shift.person_id, Shift.started_at, Shift.ended_at)
+        .where(
+            Shift.person_id.in_(list(person_ids)),
+            Shift.started_at < end,
+            or_(Shift.ended_at.is_(None), Shift.ended_at > start),
+        )
+        .order_by(Shift.person_id, Shift.started_at)
+    )
+
+
+def alert_counts(
+    person_ids: Sequence[int], start: datetime, end: datetime, zone: str
+) -> Select[Any]:
+    """Return a select of how many alerts of each kind each person raised each day.
+
+    Args:
+        person_ids: whose alerts.
+        start: first instant of the window.
+        end: first instant after it.
+        zone: the IANA time zone whose days count.
+
+    Returns:
+        A select() of person_id, day, kind, n.
+    """
+    day = func.date(func.timezone(zone, Alert.ts)).label("day")
+    return (
+        select(Alert.person_id, day, Alert.kind, func.count().label("n"))
+        .where(Alert.person_id.in_(list(person_ids)), Alert.ts >= start, Alert.ts < end)
+        .group_by(Alert.person_id, day, Alert.kind)
+    )
+
+
+def tasks(person_ids: Sequence[int], start: datetime, end: datetime) -> Select[Any]:
+    """Return a select of the tasks people were sent in a window.
+
+    Args:
+        person_ids: whose tasks.
+        start: first instant of the window (of assigned_at).
+        end: first instant after it.
+
+    Returns:
+        A select() of person_id, assigned_at, accepted_at, done_at, status.
+    """
+    return select(
+        Task.person_id, Task.assigned_at, Task.accepted_at, Task.done_at, Task.status
+    ).where(Task.person_id.in_(list(person_ids)), Task.assigned_at >= start, Task.assigned_at < end)
+
+
+# Each grid with the pieces of track near it: each piece is clipped to the grid's box grown
+# by the radius (nothing farther can cover the grid), projected with the grid to its UTM
+# zone, simplified (Douglas-Peucker, at most a tenth of the radius off the track: a
+# walking phone's zigzag of jitter makes GEOS's offset curves cross themselves, which cost
+# 10x the time for 0.02 % of the area), and buffered by the radius there; the union of the
+# buffers is intersected with the grid. Pieces of a few dozen vertices keep GEOS fast too:
+# one buffer of a whole day's wandering line meets itself millions of times. The projection
+# is chosen per grid, so the metres are those of a conformal projection a few km across.
+_COVERAGE = text(
+    """
+    WITH tracks AS (
+        SELECT ST_GeomFromText(wkt, 4326) AS geom
+        FROM unnest(CAST(:wkts AS text[])) AS t(wkt)
+    ), grids AS (
+        SELECT id, boundary,
+               CASE WHEN ST_Y(ST_Centroid(boundary)) >= 0 THEN 32600 ELSE 32700 END
+               + LEAST(60, floor((ST_X(ST_Centroid(boundary)) + 180) / 6)::int + 1) AS srid,
+               ST_Expand(boundary, :margin_deg) AS box
+        FROM units WHERE id = ANY(CAST(:grid_ids AS integer[]))
+    ), buffers AS (
+        SELECT g.id,
+               ST_Buffer(
+                   ST_Simplify(
+                       ST_Transform(ST_ClipByBox2D(t.geom, g.box::box2d), g.srid),
+                       :simplify_m,
+                       true
+                   ),
+                   :radius_m
+               ) AS area
+        FROM grids g JOIN tracks t ON t.geom && g.box
+    ), covered AS (
+        SELECT g.id, g.srid, ST_Transform(g.boundary, g.srid) AS grid_m,
+               ST_Intersection(ST_Transform(g.boundary, g.srid), ST_Union(b.area)) AS area
+        FROM grids g JOIN buffers b ON b.id = g.id
+        GROUP BY g.id, g.srid, g.boundary
+    )
+    SELECT id AS grid_id,
+           ST_Area(area) / NULLIF(ST_Area(grid_m), 0) AS ratio,
+           CASE WHEN :geometry THEN ST_AsGeoJSON(ST_Transform(area, 4326), 6) END AS geojson
+    FROM covered
+    """
+).bindparams(
+    bindparam("wkts", type_=ARRAY(Text)),
+    bindparam("grid_ids", type_=ARRAY(Integer)),
+)
+
+
+def coverage(
+    session: Session,
+    grid_ids: Sequence[int],
+    track_wkts: Sequence[str],
+    radius_m: float,
+    geometry: bool = False,
+) -> dict[int, tuple[float, str | None]]:
+    """Return the share of each grid's area within radius_m of the tracks, in PostGIS.
+
+    Args:
+        session: a session.
+        grid_ids: the grids.
+        track_wkts: the tracks, WKT LINESTRINGs in WGS-84, in pieces of a few dozen
+            vertices (tracker.assessment.person_days.track_pieces()).
+        radius_m: how near counts as covered, metres.
+        geometry: also return the covered area as GeoJSON.
+
+    Returns:
+        For each grid that any track came near: (share 0..1, GeoJSON or None); grids no
+        track came near are absent (covered 0).
+    """
+    if not grid_ids or not track_wkts:
+        return {}
+    # A degree of longitude is shortest at the poles; 60° covers every city on Earth.
+    margin_deg = (radius_m * 1.01 + 1) / 111_320 / 0.5
+    rows = session.execute(
+        _COVERAGE,
+        {
+            "wkts": list(track_wkts),
+            "grid_ids": list(grid_ids),
+            "margin_deg": margin_deg,
+            "radius_m": radius_m,
+            "simplify_m": radius_m / 10,
+            "geometry": geometry,
+        },
+    )
+    return {row.grid_id: (float(row.ratio or 0.0), row.geojson) for row in rows}
+
+
+def grid_geojson(session: Session, grid_id: int) -> str | None:
+    """Return a grid's boundary as GeoJSON text."""
+    return session.execute(
+        select(func.ST_AsGeoJSON(Unit.boundary, 6)).where(Unit.id == grid_id)
+    ).scalar()
+
+
+def save_daily_report(session: Session, unit_id: int, day: date, file_name: str, size: int) -> None:
+    """Record that the daily report of a unit and day was written (again, if it was).
+
+    Args:
+        session: a session; the caller commits.
+        unit_id: the unit.
+        day: the day reported.
+        file_name: the file's name in REPORTS_DIR.
+        size: its size in bytes.
+    """
+    stmt = pg_insert(DailyReport).values(unit_id=unit_id, day=day, file_name=file_name, bytes=size)
+    session.execute(
+        stmt.on_conflict_do_update(
+            constraint="uq_daily_reports_unit_day",
+            set_={"file_name": file_name, "bytes": size, "created_at": func.now()},
+        )
+    )
+
+
+def daily_reports(user: User, limit: int = 200) -> Select[Any]:
+    """Return a select of the daily reports of the units an account sees, newest first.
+
+    Args:
+        user: the staff account.
+        limit: at most this many.
+
+    Returns:
+        A select() of id, unit_id, unit_name, day, file_name, bytes, created_at.
+    """
+    stmt = select(
+        DailyReport.id,
+        DailyReport.unit_id,
+        Unit.name.label("unit_name"),
+        DailyReport.day,
+        DailyReport.file_name,
+        DailyReport.bytes,
+        DailyReport.created_at,
+    ).join(Unit, Unit.id == DailyReport.unit_id)
+    if user.unit_id is not None:
+        stmt = stmt.where(DailyReport.unit_id.in_(select(unit_subtree(user.unit_id).c.id)))
+    return stmt.order_by(DailyReport.day.desc(), DailyReport.unit_id).limit(limit)
+
+
+def daily_report(user: User, report_id: int) -> Select[Any]:
+    """Return a select of one daily report, if its unit is in the account's scope."""
+    return daily_reports(user, limit=1).where(DailyReport.id == report_id)
+
+
+def report_units(session: Session, kinds: Sequence[str]) -> list[Any]:
+    """Return the units a daily report is written for.
+
+    Args:
+        session: a session.
+        kinds: the unit kinds that get one (district, street, ...).
+
+    Returns:
+        Rows of id, name, kind, by id.
+    """
+    stmt = select(Unit.id, Unit.name, Unit.kind).where(Unit.kind.in_(list(kinds)))
+    return list(session.execute(stmt.order_by(Unit.id)))
