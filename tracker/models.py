@@ -498,3 +498,46 @@ class DailyReport(db.Model):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
     __table_args__ = (UniqueConstraint("unit_id", "day", name="uq_daily_reports_unit_day"),)
+
+
+class ReportPersonDay(db.Model):
+    """A person-day's report figures, kept with the key of everything they came from.
+
+    The key covers the fixes (their count and newest received_at), the day's shifts, the
+    assigned grid, every grid's boundary and the settings: a late fix changes it, and the
+    next report computes the day again (tracker/assessment/reports.py).
+    """
+
+    __tablename__ = "report_person_days"
+
+    person_id: Mapped[int] = mapped_column(
+        ForeignKey("people.id", ondelete="CASCADE"), primary_key=True
+    )
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    inputs_key: Mapped[str] = mapped_column(String(64))
+    figures: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    # Each grid's on-duty intervals ({"<grid id>": [[start, end], ...]}, epoch seconds).
+    grid_steps: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    # The simplified on-duty track in pieces, for coverage.
+    track: Mapped[WKBElement | None] = mapped_column(
+        Geometry("MULTILINESTRING", srid=4326, spatial_index=False), nullable=True
+    )
+    computed_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+
+
+class ReportGridDay(db.Model):
+    """A grid-day's coverage, kept with the key of the grid and the person-days near it."""
+
+    __tablename__ = "report_grid_days"
+
+    grid_id: Mapped[int] = mapped_column(
+        ForeignKey("units.id", ondelete="CASCADE"), primary_key=True
+    )
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    inputs_key: Mapped[str] = mapped_column(String(64))
+    coverage_ratio: Mapped[float] = mapped_column(REAL)
+    computed_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )

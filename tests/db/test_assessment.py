@@ -235,30 +235,113 @@ def walk(start, minutes, lat=31.2304, lon=121.4737):
     ]
 
 
-def test_late_fixes_change_the_report_of_their_day(app, client, make_phone, make_unit, make_user):
+def kept_rows(app, table, column, ident):
+    """Return (inputs_key, computed_at) of the kept report rows of a person or grid."""
+    with app.app_context():
+        return db.session.execute(
+            text(f"SELECT inputs_key, computed_at FROM {table} WHERE {column} = :id"),
+            {"id": ident},
+        ).all()
+
+
+def test_late_fixes_change_the_report_of_their_day(
+    app, client, runner, make_phone, make_unit, make_user
+):
     street = make_unit(kind="street")
+    # A grid around the morning's walk and far beyond it to the east.
+    grid = make_unit(kind="grid", parent_id=street)
+    with app.app_context():
+        db.session.execute(
+            text(
+                "UPDATE units SET boundary = ST_Multi(ST_MakeEnvelope(121.4730, 31.2300,"
+                " 121.6200, 31.2310, 4326)) WHERE id = :id"
+            ),
+            {"id": grid},
+        )
+        db.session.commit()
     phone = make_phone(unit_id=street)
+    assert (
+        runner.invoke(
+            args=["people", "assign", str(phone.person_id), "--grid", str(grid)]
+        ).exit_code
+        == 0
+    )
     morning = datetime(2026, 6, 2, 8, 0, tzinfo=SHANGHAI)
     add_shift(app, phone.person_id, morning, morning + timedelta(hours=4))
     store_fixes(app, phone, walk(morning, 60))
+    # A colleague on a parallel street of the same grid, whose day stays as it is.
+    colleague = make_phone(unit_id=street)
+    add_shift(app, colleague.person_id, morning, morning + timedelta(hours=4))
+    store_fixes(app, colleague, walk(morning, 60, lat=31.2308))
     login(client, make_user)
     query = {"from": "2026-06-02", "unit_id": street}
 
     def report():
-        (row,) = client.get("/api/v1/reports/person-days", query_string=query).json["rows"]
-        return row
+        rows = client.get("/api/v1/reports/person-days", query_string=query).json["rows"]
+        (row,) = [r for r in rows if r["person_id"] == phone.person_id]
+        (grid_row,) = client.get("/api/v1/reports/grid-days", query_string=query).json["rows"]
+        return row, grid_row
 
-    before = report()
+    before, grid_before = report()
     assert before["lost_s"] == pytest.approx(3 * 3600 + 10, abs=1)
+    # The figures are kept, and a second report reads them: the same answer, not recomputed.
+    (kept,) = kept_rows(app, "report_person_days", "person_id", phone.person_id)
+    (kept_grid,) = kept_rows(app, "report_grid_days", "grid_id", grid)
+    assert report() == (before, grid_before)
+    assert kept_rows(app, "report_person_days", "person_id", phone.person_id) == [kept]
+    assert kept_rows(app, "report_grid_days", "grid_id", grid) == [kept_grid]
+
     # The phone was offline from 09:00 and uploads two hours of fixes in the afternoon.
     store_fixes(
         app, phone, walk(morning + timedelta(hours=1), 120, lon=121.4737 + 360 * 12 / 95_000)
     )
-    after = report()
+    after, grid_after = report()
     assert after["fixes"] == before["fixes"] + 720
     assert after["lost_s"] == pytest.approx(3600 + 10, abs=1)
     assert after["distance_m"] > before["distance_m"] * 2.5
     assert after["last_fix"] > before["last_fix"]
+    assert after["inside_s"] > before["inside_s"] + 7000
+    assert grid_after["coverage_pct"] > grid_before["coverage_pct"] * 2
+    assert grid_after["covered_s"] > grid_before["covered_s"] + 7000
+    assert kept_rows(app, "report_person_days", "person_id", phone.person_id)[0][0] != kept[0]
+    assert kept_rows(app, "report_grid_days", "grid_id", grid)[0][0] != kept_grid[0]
+    # The grid was measured again with the colleague's kept track: the same as from scratch.
+    with app.app_context():
+        db.session.execute(
+            text("DELETE FROM report_person_days WHERE person_id IN (:a, :b)"),
+            {"a": phone.person_id, "b": colleague.person_id},
+        )
+        db.session.execute(text("DELETE FROM report_grid_days WHERE grid_id = :g"), {"g": grid})
+        db.session.commit()
+    assert report() == (after, grid_after)
+    # So does a shift corrected afterwards.
+    with app.app_context():
+        db.session.execute(
+            text("UPDATE shifts SET ended_at = ended_at + interval '1 hour' WHERE person_id = :p"),
+            {"p": phone.person_id},
+        )
+        db.session.commit()
+    longer, _ = report()
+    assert longer["duty_s"] == after["duty_s"] + 3600
+    assert longer["lost_s"] == pytest.approx(after["lost_s"] + 3600, abs=1)
+
+
+def test_a_day_with_an_open_shift_is_computed_every_time(
+    app, client, make_phone, make_unit, make_user
+):
+    street = make_unit(kind="street")
+    phone = make_phone(unit_id=street)
+    today = datetime.now(SHANGHAI).replace(hour=0, minute=0, second=0, microsecond=0)
+    with app.app_context():
+        db.session.add(Shift(person_id=phone.person_id, started_at=today))
+        db.session.commit()
+    login(client, make_user)
+    query = {"from": today.date().isoformat(), "unit_id": street}
+    first = client.get("/api/v1/reports/person-days", query_string=query).json["rows"][0]
+    second = client.get("/api/v1/reports/person-days", query_string=query).json["rows"][0]
+    assert second["duty_s"] >= first["duty_s"] > 0  # an open shift lasts until now
+    kept = kept_rows(app, "report_person_days", "person_id", phone.person_id)
+    assert "old" not in [key for key, _ in kept]
 
 
 def test_a_street_scoped_account_reports_only_its_street_and_each_read_is_audited(
@@ -466,11 +549,22 @@ def test_the_daily_command_writes_each_units_file_and_the_ui_lists_it_in_scope(
         datetime(2026, 6, 9, 8, tzinfo=SHANGHAI),
         datetime(2026, 6, 9, 10, tzinfo=SHANGHAI),
     )
+    with app.app_context():  # figures kept from a day past the retention
+        db.session.execute(
+            text(
+                "INSERT INTO report_person_days (person_id, day, inputs_key, figures, grid_steps)"
+                " VALUES (:p, current_date - 400, 'old', '{}', '{}')"
+            ),
+            {"p": phone.person_id},
+        )
+        db.session.commit()
     for _ in range(2):  # a second run (cron retried) replaces, it does not add
         result = runner.invoke(args=["reports", "daily", "--date", "2026-06-09"])
         assert result.exit_code == 0, result.output
         assert "daily reports for 2026-06-09 written" in result.output
     assert (tmp_path / f"2026-06-09-unit{street_a}.xlsx").exists()
+    kept = kept_rows(app, "report_person_days", "person_id", phone.person_id)
+    assert "old" not in [key for key, _ in kept]
     assert not list(tmp_path.glob(".*.tmp"))
     login(client, make_user, street_a)
     listed = client.get("/api/v1/reports/daily").json["reports"]

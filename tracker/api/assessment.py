@@ -106,6 +106,7 @@ def _computed(grids_too: bool) -> tuple[Computed, int | None, date, date]:
         grids_too,
         person_id=person_id,
     )
+    db.session.commit()  # the figures computed afresh are kept for the next report
     return computed, unit_id, first, last
 
 

@@ -11,7 +11,7 @@ import logging
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +96,8 @@ def write_daily_reports(
     """
     if not store.zones.try_advisory_lock(session, LOCK_NAME):
         return None
+    # Kept figures hold tracks: they go when the fixes they came from go.
+    store.assessment.prune_kept(session, date.today() - timedelta(days=config["RETENTION_DAYS"]))
     folder = Path(config["REPORTS_DIR"])
     folder.mkdir(parents=True, exist_ok=True)
     parents = store.scope.unit_parents(session)

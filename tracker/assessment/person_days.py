@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import shapely
@@ -76,6 +77,17 @@ class PersonDay:
     timeline: Timeline | None
     steps: Steps | None
 
+    def figures(self) -> dict[str, Any]:
+        """Return the figures alone, as JSON-ready values (what the cache keeps)."""
+        return {name: getattr(self, name) for name in FIGURES}
+
+    @classmethod
+    def from_figures(cls, figures: dict[str, Any], duty: list[Interval]) -> PersonDay:
+        """Return a person-day of kept figures, without fixes or steps."""
+        return cls(
+            **{name: figures[name] for name in FIGURES}, duty=duty, timeline=None, steps=None
+        )
+
     def release(self) -> None:
         """Let go of the fixes and steps; only the figures stay."""
         self.timeline = None
@@ -95,18 +107,55 @@ class PersonDay:
         return lines
 
 
-def track_pieces(lines: Sequence[Sequence[tuple[float, float]]], size: int = 40) -> list[str]:
-    """Return lon/lat lines cut into WKT LINESTRINGs of at most `size` vertices.
+FIGURES = (
+    "duty_s",
+    "first_fix",
+    "last_fix",
+    "fixes",
+    "distance_m",
+    "stops",
+    "stop_s",
+    "overlong_stops",
+    "tracked_s",
+    "lost_s",
+    "inside_s",
+    "outside_s",
+    "longest_absence_s",
+    "longest_absence_from",
+)
 
-    Consecutive pieces share a vertex, so together they are the same lines; short pieces
-    keep the coverage query's buffers cheap (store.assessment.coverage()).
+
+def track_pieces(
+    lines: Sequence[Sequence[tuple[float, float]]], simplify_m: float = 0.0, size: int = 40
+) -> list[shapely.LineString]:
+    """Return lon/lat lines, simplified, cut into pieces of at most `size` vertices.
+
+    Args:
+        lines: the on-duty lines (PersonDay.duty_lines()).
+        simplify_m: Douglas-Peucker tolerance; no vertex moves farther than this (a degree
+            of longitude is never longer than one of latitude, so the tolerance in degrees
+            of latitude is the safe one).
+        size: the most vertices of a piece; consecutive pieces share a vertex, so together
+            they are the same lines, and short pieces keep the coverage query's buffers
+            cheap (store.assessment.coverage()).
+
+    Returns:
+        The pieces.
     """
     pieces = []
+    tolerance_deg = simplify_m / 111_320
     for line in lines:
-        for start in range(0, max(len(line) - 1, 1), size - 1):
-            part = line[start : start + size]
+        if len(line) < 2:
+            continue
+        coords = shapely.get_coordinates(
+            shapely.simplify(shapely.LineString(line), tolerance_deg, preserve_topology=False)
+        )
+        if len(coords) < 2:
+            coords = np.array([line[0], line[-1]])
+        for start in range(0, max(len(coords) - 1, 1), size - 1):
+            part = coords[start : start + size]
             if len(part) > 1:
-                pieces.append(shapely.LineString(part).wkt)
+                pieces.append(shapely.LineString(part))
     return pieces
 
 

@@ -2,7 +2,9 @@
 
 Everything a report reads goes through tracker.store (scoped to the staff account); the
 figures come from person_days, grid_days and the coverage query. Fixes are read a day and
-a batch of people at a time, so memory stays bounded however large the unit.
+a batch of people at a time, so memory stays bounded however large the unit. Figures are
+kept in report_person_days and report_grid_days under the key of what they came from, and
+computed again only when that changes (a late fix, a corrected shift; docs/reports.md).
 """
 
 from __future__ import annotations
@@ -26,12 +28,16 @@ from ..history.timeline import Settings
 from ..models import User
 from . import coverage
 from .grid_days import GridDay, GridIndex, grid_day, time_in_grids
-from .periods import Day, Interval, days
+from .keys import digest, inputs_key
+from .periods import Day, Interval, clip, days, merge
 from .person_days import Limits, PersonDay, person_day, track_pieces
 
 log = logging.getLogger(__name__)
 
 PEOPLE_PER_READ = 200
+# Part of every kept figure's key: bump it when the computation changes (the history
+# filter and stops, or this package), so that kept rows are computed again.
+FIGURES_VERSION = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +68,11 @@ class ReportSettings:
             ),
             min_uncovered_s=float(config.get("REPORTS_MIN_UNCOVERED_S", 600.0)),
         )
+
+    @property
+    def simplify_m(self) -> float:
+        """Return how far simplifying a track may move it: a tenth of the coverage radius."""
+        return self.radius_m / 10
 
 
 @dataclass(slots=True)
@@ -97,6 +108,14 @@ def _duty(rows: Sequence[Any], now: datetime) -> dict[int, list[Interval]]:
     return out
 
 
+def _kept_pieces(session: Session, person_ids: list[int], day: date) -> dict[int, list[Any]]:
+    """Return the kept track pieces of people's day, by person."""
+    return {
+        pid: list(shapely.from_wkb(wkb).geoms)
+        for pid, wkb in store.assessment.person_day_tracks(session, person_ids, day).items()
+    }
+
+
 def compute(
     session: Session,
     user: User,
@@ -121,10 +140,12 @@ def compute(
         grids_too: also compute grid-days and coverage.
         now: when open shifts end (the current time when None).
         person_id: only this person of the unit's people (a person's month).
-        keep_tracks: keep each person-day's fixes and steps (the coverage picture).
+        keep_tracks: keep each person-day's fixes and steps (the coverage picture); the
+            kept figures are then neither read nor written.
 
     Returns:
-        The figures.
+        The figures. Person-days and grid-days computed afresh are kept in
+        report_person_days and report_grid_days; the caller commits them.
     """
     now = now or datetime.now(UTC)
     report_days = days(first, last, settings.zone)
@@ -145,45 +166,118 @@ def compute(
     start = datetime.fromtimestamp(report_days[0].start, UTC)
     end = datetime.fromtimestamp(report_days[-1].end, UTC)
     ids = [p.id for p in people]
-    duty = _duty(session.execute(store.assessment.shifts(ids, start, end)).all(), now)
+    shift_rows = session.execute(store.assessment.shifts(ids, start, end)).all()
+    duty = _duty(shift_rows, now)
+    open_since: dict[int, list[float]] = defaultdict(list)
+    for row in shift_rows:
+        if row.ended_at is None:
+            open_since[row.person_id].append(row.started_at.timestamp())
     for row in session.execute(store.assessment.alert_counts(ids, start, end, settings.zone.key)):
         computed.alerts.setdefault((row.person_id, row.day), {})[row.kind] = row.n
     for row in session.execute(store.assessment.tasks(ids, start, end)):
         day = row.assigned_at.astimezone(settings.zone).date()
         computed.tasks.setdefault((row.person_id, day), []).append(row)
 
-    index = GridIndex(grids) if grids else None
+    everywhere = store.assessment.all_grids(session)
+    index = GridIndex(_shapes(everywhere)) if everywhere else None
+    cache = not keep_tracks
+    base_key = inputs_key(
+        FIGURES_VERSION, repr(settings), [(g.id, digest(bytes(g.wkb))) for g in everywhere]
+    )
+    assigned_digest = {row.id: digest(bytes(row.wkb)) for row in assigned_rows}
     for day in report_days:
         inside: dict[int, dict[int, list[Interval]]] = defaultdict(dict)
-        tracks: list[str] = []
+        tracks: list[coverage.DayTrack] = []
         day_start = datetime.fromtimestamp(day.start, UTC)
         day_end = datetime.fromtimestamp(day.end, UTC)
         for batch_start in range(0, len(people), PEOPLE_PER_READ):
             batch = people[batch_start : batch_start + PEOPLE_PER_READ]
-            fixes: dict[int, list[Fix]] = {p.id: [] for p in batch}
-            for r in session.execute(store.history.replay_fixes(list(fixes), day_start, day_end)):
-                fixes[r.person_id].append(
-                    Fix(r.ts.timestamp(), r.lat, r.lon, r.accuracy_m, r.speed_mps)
-                )
+            batch_ids = [p.id for p in batch]
+            signatures = store.assessment.fix_signatures(session, batch_ids, day_start, day_end)
+            kept = store.assessment.cached_person_days(session, batch_ids, day.day) if cache else {}
+            keys: dict[int, str | None] = {}
             for person in batch:
-                result = person_day(
-                    fixes[person.id],
-                    duty.get(person.id, []),
-                    day,
-                    assigned.get(person.patrol_unit_id),
-                    settings.history,
-                    settings.limits,
+                duty_day = merge(clip(duty.get(person.id, []), day.start, day.end))
+                # An open shift lasts until now: such a day changes by the minute.
+                still_open = any(since < day.end for since in open_since.get(person.id, []))
+                keys[person.id] = (
+                    None
+                    if still_open
+                    else inputs_key(
+                        base_key,
+                        duty_day,
+                        person.patrol_unit_id,
+                        assigned_digest.get(person.patrol_unit_id),
+                        signatures.get(person.id),
+                    )
                 )
+            misses = [
+                p
+                for p in batch
+                if keys[p.id] is None
+                or kept.get(p.id) is None
+                or kept[p.id].inputs_key != keys[p.id]
+            ]
+            fixes: dict[int, list[Fix]] = {p.id: [] for p in misses}
+            if misses:
+                for r in session.execute(
+                    store.history.replay_fixes(list(fixes), day_start, day_end)
+                ):
+                    fixes[r.person_id].append(
+                        Fix(r.ts.timestamp(), r.lat, r.lon, r.accuracy_m, r.speed_mps)
+                    )
+            computed_now = []
+            for person in batch:
+                if person.id in fixes:
+                    result = person_day(
+                        fixes[person.id],
+                        duty.get(person.id, []),
+                        day,
+                        assigned.get(person.patrol_unit_id),
+                        settings.history,
+                        settings.limits,
+                    )
+                    steps = time_in_grids(result, index) if index is not None else {}
+                    pieces = track_pieces(result.duty_lines(), settings.simplify_m)
+                    bounds = tuple(shapely.total_bounds(pieces).tolist()) if pieces else None
+                    if keys[person.id] is not None:
+                        computed_now.append(
+                            {
+                                "person_id": person.id,
+                                "day": day.day,
+                                "inputs_key": keys[person.id],
+                                "figures": {**result.figures(), "track_bounds": bounds},
+                                "grid_steps": {str(g): ivs for g, ivs in steps.items()},
+                                "track": shapely.MultiLineString(pieces).wkt if pieces else None,
+                            }
+                        )
+                    if not keep_tracks:
+                        result.release()
+                else:
+                    row = kept[person.id]
+                    result = PersonDay.from_figures(
+                        row.figures, merge(clip(duty.get(person.id, []), day.start, day.end))
+                    )
+                    steps = {int(g): [(a, b) for a, b in ivs] for g, ivs in row.grid_steps.items()}
+                    kept_bounds = row.figures.get("track_bounds")
+                    bounds = tuple(kept_bounds) if kept_bounds else None
+                    pieces = None  # read only if a grid near it must be computed again
                 computed.person_days[(person.id, day.day)] = result
-                if index is not None:
-                    for grid_id, intervals in time_in_grids(result, index).items():
+                for grid_id, intervals in steps.items():
+                    if grid_id in grids:
                         inside[grid_id][person.id] = intervals
-                    tracks.extend(track_pieces(result.duty_lines()))
-                if not keep_tracks:
-                    result.release()
-        if index is None:
+                tracks.append(coverage.DayTrack(person.id, keys[person.id], bounds, pieces))
+            store.assessment.save_person_days(session, computed_now)
+        if not grids:
             continue
-        shares = coverage.coverage(session, list(grids), tracks, settings.radius_m)
+        shares = coverage.coverage(
+            session,
+            grids,
+            tracks,
+            settings.radius_m,
+            day=day.day if cache else None,
+            load=lambda ids, day=day: _kept_pieces(session, ids, day.day),
+        )
         for grid_id in grids:
             gd = grid_day(
                 grid_id, day, inside.get(grid_id, {}), settings.workday, settings.min_uncovered_s
@@ -226,16 +320,33 @@ def coverage_picture(
     )
     row = session.execute(store.assessment.grids_by_id([grid_id])).first()
     grid_shape = shapely.from_wkb(bytes(row.wkb)) if row else None
+    if grid_shape is None:
+        return {
+            "grid_id": grid_id,
+            "date": day.isoformat(),
+            "coverage_pct": 0.0,
+            "grid": None,
+            "covered": None,
+            "tracks": [],
+            "radius_m": settings.radius_m,
+        }
     margin_deg = settings.radius_m / 111_320 / 0.5
     near = []
     for result in computed.person_days.values():
         lines = result.duty_lines()
-        if lines and grid_shape is not None:
+        if lines:
             track = shapely.MultiLineString(lines)
             if track.distance(grid_shape) <= margin_deg:
                 near.append(track)
-    pieces = [p for t in near for p in track_pieces([list(g.coords) for g in t.geoms])]
-    shares = coverage.coverage(session, [grid_id], pieces, settings.radius_m, geometry=True)
+    day_tracks = []
+    for n, track in enumerate(near):
+        pieces = track_pieces([list(g.coords) for g in track.geoms], settings.simplify_m)
+        if pieces:
+            bounds = tuple(shapely.total_bounds(pieces).tolist())
+            day_tracks.append(coverage.DayTrack(n, None, bounds, pieces))
+    shares = coverage.coverage(
+        session, {grid_id: grid_shape}, day_tracks, settings.radius_m, geometry=True
+    )
     share, covered = shares.get(grid_id, (0.0, None))
     return {
         "grid_id": grid_id,

@@ -10,13 +10,25 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import CTE, Select, bindparam, func, or_, select, text
+from geoalchemy2 import WKTElement
+from sqlalchemy import CTE, Select, bindparam, delete, func, or_, select, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 from sqlalchemy.types import Integer, Text
 
-from ..models import Alert, DailyReport, Person, Shift, Task, Unit, User
+from ..models import (
+    Alert,
+    DailyReport,
+    Person,
+    Position,
+    ReportGridDay,
+    ReportPersonDay,
+    Shift,
+    Task,
+    Unit,
+    User,
+)
 from .scope import in_scope, unit_subtree
 
 
@@ -210,8 +222,8 @@ def coverage(
     Args:
         session: a session.
         grid_ids: the grids.
-        track_wkts: the tracks, WKT LINESTRINGs in WGS-84, in pieces of a few dozen
-            vertices (tracker.assessment.person_days.track_pieces()).
+        track_wkts: the tracks near these grids, WKT LINESTRINGs in WGS-84, in pieces of a
+            few dozen vertices (tracker.assessment.coverage.coverage() chooses them).
         radius_m: how near counts as covered, metres.
         geometry: also return the covered area as GeoJSON.
 
@@ -304,3 +316,155 @@ def report_units(session: Session, kinds: Sequence[str]) -> list[Any]:
     """
     stmt = select(Unit.id, Unit.name, Unit.kind).where(Unit.kind.in_(list(kinds)))
     return list(session.execute(stmt.order_by(Unit.id)))
+
+
+def all_grids(session: Session) -> list[Any]:
+    """Return every grid with a boundary (id, wkb): fixes are placed among all of them.
+
+    Args:
+        session: a session.
+
+    Returns:
+        Rows of id and wkb, by id.
+    """
+    stmt = select(Unit.id, func.ST_AsBinary(Unit.boundary).label("wkb")).where(
+        Unit.kind == "grid", Unit.boundary.isnot(None)
+    )
+    return list(session.execute(stmt.order_by(Unit.id)))
+
+
+def fix_signatures(
+    session: Session, person_ids: Sequence[int], start: datetime, end: datetime
+) -> dict[int, tuple[int, float]]:
+    """Return each person's number of fixes in a window and the newest received_at.
+
+    A fix stored late, or one removed, changes the signature of its day.
+
+    Args:
+        session: a session.
+        person_ids: whose fixes.
+        start: first instant of the window.
+        end: first instant after it.
+
+    Returns:
+        person id -> (count, newest received_at as epoch seconds); people without fixes
+        are absent.
+    """
+    rows = session.execute(
+        select(
+            Position.person_id,
+            func.count().label("n"),
+            func.extract("epoch", func.max(Position.received_at)).label("newest"),
+        )
+        .where(Position.person_id.in_(list(person_ids)), Position.ts >= start, Position.ts < end)
+        .group_by(Position.person_id)
+    )
+    return {row.person_id: (row.n, float(row.newest)) for row in rows}
+
+
+def cached_person_days(session: Session, person_ids: Sequence[int], day: date) -> dict[int, Any]:
+    """Return the kept report figures of people's day.
+
+    Args:
+        session: a session.
+        person_ids: whose.
+        day: the day.
+
+    Returns:
+        person id -> row of inputs_key, figures, grid_steps (the track is read apart, only
+        when a grid's coverage must be computed again: person_day_tracks()).
+    """
+    rows = session.execute(
+        select(
+            ReportPersonDay.person_id,
+            ReportPersonDay.inputs_key,
+            ReportPersonDay.figures,
+            ReportPersonDay.grid_steps,
+        ).where(ReportPersonDay.person_id.in_(list(person_ids)), ReportPersonDay.day == day)
+    )
+    return {row.person_id: row for row in rows}
+
+
+def person_day_tracks(session: Session, person_ids: Sequence[int], day: date) -> dict[int, bytes]:
+    """Return the kept on-duty tracks (WKB MULTILINESTRING) of people's day, by person."""
+    rows = session.execute(
+        select(
+            ReportPersonDay.person_id, func.ST_AsBinary(ReportPersonDay.track).label("wkb")
+        ).where(
+            ReportPersonDay.person_id.in_(list(person_ids)),
+            ReportPersonDay.day == day,
+            ReportPersonDay.track.isnot(None),
+        )
+    )
+    return {row.person_id: bytes(row.wkb) for row in rows}
+
+
+def save_person_days(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Keep computed person-day figures, replacing older ones of the same person and day.
+
+    Args:
+        session: a session; the caller commits.
+        rows: dicts of person_id, day, inputs_key, figures, grid_steps and track (WKT of a
+            MULTILINESTRING, or None).
+    """
+    if not rows:
+        return
+    values = [
+        {**row, "track": WKTElement(row["track"], srid=4326) if row["track"] else None}
+        for row in rows
+    ]
+    stmt = pg_insert(ReportPersonDay).values(values)
+    session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["person_id", "day"],
+            set_={
+                "inputs_key": stmt.excluded.inputs_key,
+                "figures": stmt.excluded.figures,
+                "grid_steps": stmt.excluded.grid_steps,
+                "track": stmt.excluded.track,
+                "computed_at": func.now(),
+            },
+        )
+    )
+
+
+def cached_grid_days(session: Session, grid_ids: Sequence[int], day: date) -> dict[int, Any]:
+    """Return the kept coverage of grids' day: grid id -> row of inputs_key, coverage_ratio."""
+    rows = session.execute(
+        select(ReportGridDay.grid_id, ReportGridDay.inputs_key, ReportGridDay.coverage_ratio).where(
+            ReportGridDay.grid_id.in_(list(grid_ids)), ReportGridDay.day == day
+        )
+    )
+    return {row.grid_id: row for row in rows}
+
+
+def save_grid_days(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Keep computed grid-day coverage (grid_id, day, inputs_key, coverage_ratio dicts)."""
+    if not rows:
+        return
+    stmt = pg_insert(ReportGridDay).values(list(rows))
+    session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=["grid_id", "day"],
+            set_={
+                "inputs_key": stmt.excluded.inputs_key,
+                "coverage_ratio": stmt.excluded.coverage_ratio,
+                "computed_at": func.now(),
+            },
+        )
+    )
+
+
+def prune_kept(session: Session, before: date) -> int:
+    """Delete kept report figures of days before a date: they hold tracks (retention).
+
+    Args:
+        session: a session; the caller commits.
+        before: the first day kept.
+
+    Returns:
+        How many person-days were deleted.
+    """
+    session.execute(delete(ReportGridDay).where(ReportGridDay.day < before))
+    result = session.execute(delete(ReportPersonDay).where(ReportPersonDay.day < before))
+    return result.rowcount or 0
