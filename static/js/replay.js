@@ -1,9 +1,11 @@
 /* The replay page: everyone of a unit (or chosen people) scrubbed through a past range.
  *
- * GET /api/v1/replay gives columnar fixes per person; every animation frame the people
- * and their fading tails at time t are computed (replay-track.js) and handed to two
- * GeoJSON sources. "Who was near" asks GET /api/v1/near around a clicked point and t.
- * The URL's query holds the state (range, t, scope, speed, limits) so it can be shared.
+ * GET /api/v1/replay gives delta-encoded columns of fixes per person, thinned to what the
+ * zoom can show. The range is fetched an hour at a time, the hour at t first, so the first
+ * frame does not wait for the whole range. Every animation frame the people and their
+ * fading tails at time t are computed (replay-track.js) and handed to two GeoJSON sources.
+ * "Who was near" asks GET /api/v1/near around a clicked point and t. The URL's query holds
+ * the state (range, t, scope, speed, limits) so it can be shared.
  */
 import { getJson } from "./api.js";
 import { clock, distanceText, roleName, t as tr } from "./i18n.js";
@@ -17,6 +19,9 @@ const $ = (id) => document.getElementById(id);
 const SPEEDS = [1, 10, 60, 600];
 const TAIL_BUCKETS = 5;
 const DEFAULT_RANGE_S = 2 * 3600;
+const CHUNK_S = 3600; // the range is fetched in pieces of this length
+const FEW_PEOPLE = 50; // chosen people up to this many get every fix, whatever the zoom
+const FRAME_SAMPLES = 600; // frame times kept for the benchmark (bench/history.py)
 const EMPTY = { type: "FeatureCollection", features: [] };
 
 const base = createMap(settings, "map");
@@ -32,11 +37,17 @@ const state = {
   tailMin: 10,
   playing: false,
 };
-let tracks = []; // [{person_id, name, role, t, lon, lat, color}]
+let tracks = []; // [{person_id, name, role, color, t, lon, lat}], columns as typed arrays
+let units = []; // the GeoJSON features of the units in scope
 let selectedId = null;
 let drawn = new Map(); // person id -> [lon, lat] WGS-84 as drawn at the last frame
 let dirty = true;
 let lastFrameMs = null;
+let loadGeneration = 0; // a newer load makes the pieces of an older one be dropped
+let loadedStep = null; // the thinning step of the tracks drawn (s), null before a load
+let firstFramePending = false;
+const frameTimes = []; // ms between animation frames while playing
+const drawTimes = []; // ms spent computing and handing over one frame
 let urlTimer = null;
 let nearPicking = false;
 let nearPoint = null;
@@ -105,47 +116,144 @@ function durationS() {
 async function loadUnits() {
   const collection = await getJson("/api/v1/units");
   base.showUnits(collection);
+  units = collection.features;
   const select = $("replay-unit");
-  const units = collection.features.map((f) => f.properties);
-  for (const unit of units) {
+  for (const unit of units.map((f) => f.properties)) {
     const option = el("option", null, unit.name);
     option.value = String(unit.unit_id);
     select.append(option);
   }
   if (state.unitId === null && !state.personIds) {
-    const own = units.find((u) => u.unit_id === settings.user.unit_id);
-    const top = own || units.find((u) => !units.some((p) => p.unit_id === u.parent_id));
+    const all = units.map((f) => f.properties);
+    const own = all.find((u) => u.unit_id === settings.user.unit_id);
+    const top = own || all.find((u) => !all.some((p) => p.unit_id === u.parent_id));
     if (top) state.unitId = top.unit_id;
   }
 }
 
-/** Fetch the replay for the state's range and scope; draw it at the state's t. */
-async function loadReplay() {
-  const query = new URLSearchParams({ from: state.from.toISOString(), to: state.to.toISOString() });
-  if (state.personIds) query.set("person_ids", state.personIds.join(","));
-  else if (state.unitId !== null) query.set("unit_id", String(state.unitId));
+/** Return the thinning step (s) for the map's zoom: about one fix per screen pixel walked. */
+function stepForZoom(zoom) {
+  if (state.personIds && state.personIds.length <= FEW_PEOPLE) return 1;
+  if (zoom >= 16) return 5;
+  if (zoom >= 14) return 10;
+  if (zoom >= 12) return 30;
+  return 60;
+}
+
+/** Return the pieces of the range as [fromS, toS] offsets, the one holding t first, then
+ * the one before it (for the tail), then the rest in time order. */
+function chunkOrder() {
+  const total = durationS();
+  const pieces = [];
+  for (let a = 0; a < total; a += CHUNK_S) pieces.push([a, Math.min(total, a + CHUNK_S)]);
+  const at = Math.min(pieces.length - 1, Math.floor(state.t / CHUNK_S));
+  const first = [at, at - 1].filter((i) => i >= 0);
+  return [...first, ...pieces.keys()].filter((i, n, all) => all.indexOf(i) === n).map((i) => [i, pieces[i]]);
+}
+
+/** Decode one person's delta columns (docs/history.md) into absolute typed arrays. */
+function decode(person, offsetS) {
+  const n = person.t.length;
+  const t = new Float64Array(n);
+  const lon = new Float64Array(n);
+  const lat = new Float64Array(n);
+  let ts = 0;
+  let x = 0;
+  let y = 0;
+  for (let i = 0; i < n; i += 1) {
+    ts += person.t[i];
+    x += person.lon[i];
+    y += person.lat[i];
+    t[i] = ts + offsetS;
+    lon[i] = x / 1e6;
+    lat[i] = y / 1e6;
+  }
+  return { t, lon, lat };
+}
+
+/** Join the pieces loaded so far into one track per person, in time order. */
+function joinPieces(people, pieces) {
+  const order = [...pieces.keys()].sort((a, b) => a - b);
+  return people.map((person) => {
+    const parts = order.map((i) => pieces.get(i).get(person.person_id)).filter(Boolean);
+    const n = parts.reduce((sum, part) => sum + part.t.length, 0);
+    const joined = { ...person, t: new Float64Array(n), lon: new Float64Array(n), lat: new Float64Array(n) };
+    let at = 0;
+    for (const part of parts) {
+      joined.t.set(part.t, at);
+      joined.lon.set(part.lon, at);
+      joined.lat.set(part.lat, at);
+      at += part.t.length;
+    }
+    return joined;
+  });
+}
+
+/** Fetch the replay for the state's range and scope, piece by piece; draw it at t. */
+async function loadReplay({ fit = true } = {}) {
+  const scope = new URLSearchParams();
+  if (state.personIds) scope.set("person_ids", state.personIds.join(","));
+  else if (state.unitId !== null) scope.set("unit_id", String(state.unitId));
   else {
     setStatus(tr("replay.choose_scope"));
     return;
   }
+  const generation = ++loadGeneration;
+  if (fit) fitToUnit();
+  const step = stepForZoom(map.getZoom());
   setStatus(tr("replay.loading"));
   document.body.dataset.replayLoaded = "";
-  let answer;
-  try {
-    answer = await getJson(`/api/v1/replay?${query}`);
-  } catch (error) {
-    setStatus(tr("replay.failed", { error: error.message }));
-    return;
-  }
-  tracks = answer.people.map((p) => ({ ...p, color: roleColor(p.role) }));
-  const fixes = tracks.reduce((n, p) => n + p.t.length, 0);
-  setStatus(tr("replay.loaded", { people: tracks.length, fixes }));
-  const slider = $("replay-slider");
-  slider.max = String(durationS());
+  $("replay-slider").max = String(durationS());
   setTime(Math.min(state.t, durationS()));
-  fitToTracks();
+  const pieces = new Map(); // piece index -> Map(person id -> decoded columns)
+  let people = [];
+  const order = chunkOrder();
+  for (const [n, [index, [a, b]]] of order.entries()) {
+    const query = new URLSearchParams(scope);
+    query.set("from", new Date(state.from.getTime() + a * 1000).toISOString());
+    query.set("to", new Date(state.from.getTime() + b * 1000).toISOString());
+    query.set("step_s", String(step));
+    let answer;
+    try {
+      answer = await getJson(`/api/v1/replay?${query}`);
+    } catch (error) {
+      if (generation === loadGeneration) setStatus(tr("replay.failed", { error: error.message }));
+      return;
+    }
+    if (generation !== loadGeneration) return; // a newer load took over
+    people = answer.people.map(({ person_id, name, role }) => ({ person_id, name, role, color: roleColor(role) }));
+    pieces.set(index, new Map(answer.people.map((p) => [p.person_id, decode(p, a)])));
+    tracks = joinPieces(people, pieces);
+    loadedStep = step;
+    if (n === 0) {
+      firstFramePending = true;
+      if (fit && !unitBounds()) fitToTracks();
+    }
+    dirty = true;
+    const fixes = tracks.reduce((sum, p) => sum + p.t.length, 0);
+    setStatus(n + 1 < order.length
+      ? tr("replay.loading_part", { done: n + 1, total: order.length, fixes })
+      : tr("replay.loaded", { people: tracks.length, fixes }));
+  }
   document.body.dataset.replayLoaded = String(Date.now());
   writeUrl();
+}
+
+/** Return the chosen unit's bounds (WGS-84) when it has a boundary, else null. */
+function unitBounds() {
+  if (state.personIds || state.unitId === null) return null;
+  const unit = units.find((f) => f.properties.unit_id === state.unitId);
+  if (!unit || !unit.geometry) return null;
+  const bounds = new base.maplibregl.LngLatBounds();
+  const walk = (c) => (typeof c[0] === "number" ? bounds.extend(project(c[0], c[1])) : c.forEach(walk));
+  walk(unit.geometry.coordinates);
+  return bounds.isEmpty() ? null : bounds;
+}
+
+/** Fit the map to the chosen unit before loading, so the zoom (and the thinning) is known. */
+function fitToUnit() {
+  const bounds = unitBounds();
+  if (bounds) map.fitBounds(bounds, { padding: 40, maxZoom: 16, duration: 0 });
 }
 
 function fitToTracks() {
@@ -278,6 +386,7 @@ function drawFrame() {
 }
 
 function frame(nowMs) {
+  if (state.playing && lastFrameMs !== null) sample(frameTimes, nowMs - lastFrameMs);
   if (state.playing) {
     if (lastFrameMs !== null) {
       const next = state.t + ((nowMs - lastFrameMs) / 1000) * state.speed;
@@ -288,9 +397,23 @@ function frame(nowMs) {
   }
   if (dirty && map.getSource("replay-people")) {
     dirty = false;
+    const started = performance.now();
     drawFrame();
+    if (state.playing) sample(drawTimes, performance.now() - started);
+    if (firstFramePending) {
+      firstFramePending = false;
+      // For bench/history.py: ms from the page's navigation to the first frame with data.
+      map.once("idle", () => {
+        document.body.dataset.replayFirstFrame = String(Math.round(performance.now()));
+      });
+    }
   }
   requestAnimationFrame(frame);
+}
+
+function sample(list, ms) {
+  list.push(ms);
+  if (list.length > FRAME_SAMPLES) list.shift();
 }
 
 // --- the person card --------------------------------------------------------------
@@ -446,6 +569,10 @@ function wire() {
     const hit = map.queryRenderedFeatures(event.point, { layers: ["replay-people"] })[0];
     select(hit ? hit.properties.id : null);
   });
+  // Zoomed in past what the loaded thinning can show: fetch finer fixes, keeping t.
+  map.on("zoomend", () => {
+    if (loadedStep !== null && stepForZoom(map.getZoom()) < loadedStep) loadReplay({ fit: false });
+  });
   map.on("mouseenter", "replay-people", () => {
     if (!nearPicking) map.getCanvas().style.cursor = "pointer";
   });
@@ -462,6 +589,8 @@ window.__replay = {
   drawn: () => Object.fromEntries(drawn),
   setTime: (t) => setTime(t),
   time: () => state.t,
+  step: () => loadedStep,
+  frameTimes: () => ({ frames: [...frameTimes], draws: [...drawTimes] }),
   state: () => ({ ...state, from: state.from.toISOString(), to: state.to.toISOString() }),
   screenPoint: (lon, lat) => {
     const p = map.project(project(lon, lat));
