@@ -11,9 +11,15 @@ endpoints through the Flask test client with a logged-in admin (tracker/api/hist
 | who was near (200 m, 20 min) on the table     | < 200 ms |
 | replay data, 1,000 people x 8 h: bytes, time  |          |
 
+With --browser it then serves the data with the real server and opens the replay page in
+headless Chromium (the same one as the UI tests): the time from opening the page to the
+first frame drawn with data (target < 3 s), until the whole range is loaded, the bytes of
+replay data transferred, and the frame times while playing at 60x.
+
     .venv/bin/python bench/history.py                      # 1,000 people x 1 day (17 M fixes)
     .venv/bin/python bench/history.py --days 3             # 52 M fixes, the issue's "50 M"
     .venv/bin/python bench/history.py --people 200 --hours 8 --runs 10   # a quick look
+    .venv/bin/python bench/history.py --people 1000 --hours 8 --runs 5 --browser
 """
 
 from __future__ import annotations
@@ -34,7 +40,9 @@ from zoneinfo import ZoneInfo
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._common import (  # noqa: E402
+    LOG_DIR,
     Progress,
+    Server,
     ThrowawayDatabase,
     base_database_url,
     connect,
@@ -303,21 +311,114 @@ def measure(url: str, figures: dict, people: int, hours: float, runs: int) -> li
         seconds=figures["offset_s"]
     )
     window = f"from={t0.isoformat()}&to={(t0 + timedelta(hours=replay_h)).isoformat()}"
-    path = f"/api/v1/replay?{window.replace('+', '%2B')}&unit_id={figures['unit_id']}"
-    times, response = timed(lambda: ok(client.get(path)), max(3, runs // 10))
-    body = response.data
-    replay = response.get_json()
-    fixes = sum(len(p["t"]) for p in replay["people"])
-    row(
-        f"replay, {len(replay['people']):,} people x {replay_h:g} h",
-        f"{fixes:,} fixes; {len(body) / 1e6:.1f} MB JSON, "
-        f"{len(gzip.compress(body, 6)) / 1e6:.1f} MB gzip",
-        times,
-        "",
-    )
+    for step_s in (1, 30):
+        path = (
+            f"/api/v1/replay?{window.replace('+', '%2B')}&unit_id={figures['unit_id']}"
+            f"&step_s={step_s}"
+        )
+        times, response = timed(lambda path=path: ok(client.get(path)), max(3, runs // 10))
+        body = response.data
+        replay = response.get_json()
+        fixes = sum(len(p["t"]) for p in replay["people"])
+        row(
+            f"replay data, {len(replay['people']):,} people x {replay_h:g} h, step_s={step_s}",
+            f"{fixes:,} fixes; {len(body) / 1e6:.1f} MB JSON, "
+            f"{len(gzip.compress(body, 6)) / 1e6:.1f} MB gzip",
+            times,
+            "",
+        )
     with app.app_context():
         db.engine.dispose()
     return rows
+
+
+PLAY_S = 10  # seconds of playing at 60x whose frame times are kept
+
+
+def measure_browser(url: str, figures: dict, hours: float) -> list[list[object]]:
+    """Open the replay page in headless Chromium on the real server; time what a user sees."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.e2e.chromium import launch, wait_until
+
+    os.environ["DATABASE_URL"] = url
+    from tracker import create_app, store
+    from tracker.auth import hash_password
+    from tracker.extensions import db
+
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url})
+    with app.app_context():
+        store.accounts.add_user(
+            db.session, "bench-viewer", hash_password("bench-password"), "viewer", None
+        )
+        db.session.commit()
+        db.engine.dispose()
+    zone = ZoneInfo(app.config["HISTORY_TIME_ZONE"])
+    t0 = datetime.combine(figures["days"][0], datetime.min.time(), zone) + timedelta(
+        seconds=figures["offset_s"]
+    )
+    span_h = min(8.0, hours)
+    query = (
+        f"from={t0.isoformat()}&to={(t0 + timedelta(hours=span_h)).isoformat()}"
+        f"&unit={figures['unit_id']}&t=5400&speed=60"
+    ).replace("+", "%2B")
+    server = Server(url)
+    server.start()
+    try:
+        with sync_playwright() as pw:
+            browser = launch(pw)
+            page = browser.new_page(viewport={"width": 1400, "height": 850})
+            page.goto(f"{server.base_url}/login")
+            page.fill("#username", "bench-viewer")
+            page.fill("#password", "bench-password")
+            page.click("button[type=submit]")
+            page.wait_for_url(f"{server.base_url}/")
+            page.goto(f"{server.base_url}/replay?{query}")
+            wait_until(page, "document.body.dataset.replayFirstFrame", 120)
+            first_ms = float(page.evaluate("document.body.dataset.replayFirstFrame"))
+            wait_until(page, "document.body.dataset.replayLoaded", 600)
+            loaded_ms = page.evaluate("performance.now()")
+            transferred = page.evaluate(
+                """() => performance.getEntriesByType('resource')
+                    .filter(e => e.name.includes('/api/v1/replay'))
+                    .map(e => [e.encodedBodySize, e.transferSize])"""
+            )
+            drawn = page.evaluate("Object.keys(window.__replay.drawn()).length")
+            step = page.evaluate("window.__replay.step()")
+            page.click("#replay-play")
+            page.wait_for_timeout(PLAY_S * 1000)
+            samples = page.evaluate("window.__replay.frameTimes()")
+            LOG_DIR.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(LOG_DIR / "replay-bench.png"))
+            browser.close()
+    finally:
+        server.stop()
+    frames, draws = sorted(samples["frames"]), sorted(samples["draws"])
+    body_mb = sum(size for size, _ in transferred) / 1e6
+    return [
+        ["page opened → first frame with data", f"{first_ms:.0f} ms", "< 3000"],
+        ["page opened → whole range loaded", f"{loaded_ms:.0f} ms", ""],
+        [
+            "replay data transferred",
+            f"{body_mb:.1f} MB in {len(transferred)} requests (step_s={step})",
+            "",
+        ],
+        ["people drawn at t", f"{drawn:,}", ""],
+        [
+            f"frame interval playing at 60x (median / p95 of {len(frames)})",
+            f"{statistics.median(frames):.0f} / {percentile(frames, 95):.0f} ms"
+            if frames
+            else "no frames",
+            "",
+        ],
+        [
+            "computing and handing over one frame (median / p95)",
+            f"{statistics.median(draws):.0f} / {percentile(draws, 95):.0f} ms"
+            if draws
+            else "no frames",
+            "",
+        ],
+    ]
 
 
 def main() -> int:
@@ -328,6 +429,7 @@ def main() -> int:
     parser.add_argument("--hours", type=float, default=24, help="hours of fixes in each day")
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--keep-db", action="store_true")
+    parser.add_argument("--browser", action="store_true", help="also time the replay page")
     args = parser.parse_args()
     if not 0 < args.hours <= 24:
         parser.error("--hours: must be in (0, 24]")
@@ -338,6 +440,7 @@ def main() -> int:
         database.migrate()
         figures = load(database.url, args.people, args.days, args.hours, zone)
         rows = measure(database.url, figures, args.people, args.hours, args.runs)
+        browser_rows = measure_browser(database.url, figures, args.hours) if args.browser else []
     finally:
         database.drop()
     print()
@@ -348,9 +451,13 @@ def main() -> int:
         "index builds: " + ", ".join(f"{k} {v:.0f} s" for k, v in figures["index_s"].items())
     )
     print(markdown_table(["query", "size", "median ms", "p95 ms", "target ms"], rows))
+    if browser_rows:
+        print("\nThe replay page in headless Chromium (WebGL by SwiftShader, on the CPU):")
+        print(markdown_table(["measure", "value", "target"], browser_rows))
     print(
         f"\ncommand: .venv/bin/python bench/history.py --people {args.people} "
         f"--days {args.days} --hours {args.hours:g} --runs {args.runs}"
+        + (" --browser" if args.browser else "")
     )
     return 0
 

@@ -50,7 +50,9 @@ const frameTimes = []; // ms between animation frames while playing
 const drawTimes = []; // ms spent computing and handing over one frame
 let urlTimer = null;
 let nearPicking = false;
-let nearPoint = null;
+let nearPlace = null; // the last "who was near" place: {lon, lat} or {area}
+let draw = null; // terra-draw, made when an area is first drawn
+let drawingArea = false;
 // The live map's colours, so a person looks the same on both maps.
 const roleColor = roleColorer();
 
@@ -455,20 +457,62 @@ function setNearPicking(on) {
   map.getCanvas().style.cursor = on ? "crosshair" : "";
 }
 
-/** Ask who was within the radius of a WGS-84 point around t; list them, draw the circle. */
-async function searchNear(lon, lat) {
-  nearPoint = [lon, lat];
-  const radiusM = Math.min(5000, Math.max(1, Number($("near-radius").value) || 200));
+/** Start drawing an area on the map; when it is closed, ask who was in or near it. */
+function startAreaDrawing() {
+  setNearPicking(false);
+  if (!draw) {
+    const { TerraDraw, TerraDrawPolygonMode } = window.terraDraw;
+    const { TerraDrawMapLibreGLAdapter } = window.terraDrawMaplibreGlAdapter;
+    draw = new TerraDraw({ adapter: new TerraDrawMapLibreGLAdapter({ map }), modes: [new TerraDrawPolygonMode()] });
+    draw.start();
+    draw.on("finish", (id) => {
+      const feature = draw.getSnapshot().find((f) => f.id === id);
+      stopAreaDrawing();
+      if (feature) {
+        const ring = feature.geometry.coordinates[0].map((c) => unproject(c[0], c[1]));
+        searchNear({ area: { type: "Polygon", coordinates: [ring] } });
+      }
+    });
+  }
+  draw.clear();
+  draw.setMode("polygon");
+  drawingArea = true;
+  $("near-area").setAttribute("aria-pressed", "true");
+  $("near-area-hint").hidden = false;
+  document.body.dataset.drawMode = "polygon";
+}
+
+function stopAreaDrawing() {
+  if (!draw) return;
+  draw.clear();
+  draw.setMode("static");
+  drawingArea = false;
+  $("near-area").setAttribute("aria-pressed", "false");
+  $("near-area-hint").hidden = true;
+  document.body.dataset.drawMode = "static";
+}
+
+/** Ask who was within the radius of a WGS-84 point ({lon, lat}) or area ({area}, a GeoJSON
+ * Polygon) around t; list them, draw the circle or the area. */
+async function searchNear(place) {
+  nearPlace = place;
+  const radiusM = Math.min(5000, Math.max(place.area ? 0 : 1, Number($("near-radius").value) || 0));
   const windowS = Math.max(1, Number($("near-window").value) || 10) * 60;
   const at = state.from.getTime() + state.t * 1000;
   const query = new URLSearchParams({
-    lat: lat.toFixed(6),
-    lon: lon.toFixed(6),
     radius_m: String(radiusM),
     from: new Date(at - windowS * 1000).toISOString(),
     to: new Date(at + windowS * 1000).toISOString(),
   });
-  const ring = circleRing(lon, lat, radiusM).map((c) => project(c[0], c[1]));
+  let ring;
+  if (place.area) {
+    query.set("area", JSON.stringify(place.area));
+    ring = place.area.coordinates[0].map((c) => project(c[0], c[1]));
+  } else {
+    query.set("lat", place.lat.toFixed(6));
+    query.set("lon", place.lon.toFixed(6));
+    ring = circleRing(place.lon, place.lat, radiusM).map((c) => project(c[0], c[1]));
+  }
   map.getSource("replay-near").setData({
     type: "FeatureCollection",
     features: [{ type: "Feature", properties: {}, geometry: { type: "Polygon", coordinates: [ring] } }],
@@ -552,18 +596,24 @@ function wire() {
     });
   }
   $("replay-card-close").addEventListener("click", () => select(null));
-  $("near-toggle").addEventListener("click", () => setNearPicking(!nearPicking));
+  $("near-toggle").addEventListener("click", () => {
+    stopAreaDrawing();
+    setNearPicking(!nearPicking);
+  });
+  $("near-area").addEventListener("click", () => (drawingArea ? stopAreaDrawing() : startAreaDrawing()));
   for (const id of ["near-radius", "near-window"]) {
-    $(id).addEventListener("change", () => nearPoint && searchNear(...nearPoint));
+    $(id).addEventListener("change", () => nearPlace && searchNear(nearPlace));
   }
   document.addEventListener("keydown", (event) => {
     if (event.key === "Escape" && nearPicking) setNearPicking(false);
+    if (event.key === "Escape" && drawingArea) stopAreaDrawing();
   });
   map.on("click", (event) => {
+    if (drawingArea) return; // terra-draw takes the clicks
     if (nearPicking) {
       setNearPicking(false);
       const [lon, lat] = unproject(event.lngLat.lng, event.lngLat.lat);
-      searchNear(lon, lat);
+      searchNear({ lon, lat });
       return;
     }
     const hit = map.queryRenderedFeatures(event.point, { layers: ["replay-people"] })[0];

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import random
 from datetime import UTC, datetime, timedelta
@@ -287,3 +288,63 @@ def test_a_month_of_timeline_sends_every_stop_but_a_thinned_series(
         g.Inverse(a[1], a[2], b[1], b[2])["s12"] for a, b in zip(fixes, fixes[1:], strict=False)
     )
     assert month["distance_m"] == pytest.approx(every_fix, rel=0.001)
+
+
+def test_near_an_area_equals_a_brute_force_point_in_polygon_check(
+    app, client, make_phone, make_user
+):
+    from shapely.geometry import Point, Polygon
+
+    phones = [make_phone(name=f"area-{i}") for i in range(3)]
+    tracks = {p.person_id: wander(20 + i, LAT0, LON0, 0.004) for i, p in enumerate(phones)}
+    for phone in phones:
+        store_fixes(app, phone, tracks[phone.person_id])
+    login(client, make_user)
+    # A triangle around the centre, about 500 m a side.
+    ring = [(LON0 - 0.003, LAT0 - 0.002), (LON0 + 0.003, LAT0 - 0.002), (LON0, LAT0 + 0.003)]
+    area = Polygon(ring)
+    start, end = T0, T0 + timedelta(hours=2)
+    geojson = {"type": "Polygon", "coordinates": [[*map(list, ring), list(ring[0])]]}
+    response = client.get(
+        "/api/v1/near",
+        query_string={
+            "area": json.dumps(geojson),
+            "from": start.isoformat(),
+            "to": end.isoformat(),
+        },
+    )
+    assert response.status_code == 200, response.json
+    expected = {}
+    for person_id, fixes in tracks.items():
+        inside = [ts for ts, la, lo, acc in fixes if acc <= 100 and area.contains(Point(lo, la))]
+        if inside:
+            expected[person_id] = (min(inside), max(inside))
+    got = {p["person_id"]: p for p in response.json["people"] if p["person_id"] in tracks}
+    assert expected and set(got) == set(expected)
+    for person_id, (entered, left) in expected.items():
+        assert datetime.fromisoformat(got[person_id]["entered"]) == entered
+        assert datetime.fromisoformat(got[person_id]["left"]) == left
+        assert got[person_id]["closest_m"] == 0
+
+
+@pytest.mark.parametrize(
+    ("area", "rule"),
+    [
+        ("not json", "must be a GeoJSON Polygon"),
+        ('{"type": "Point", "coordinates": [121, 31]}', "must be a GeoJSON Polygon"),
+        (
+            '{"type": "Polygon", "coordinates": [[[121, 31], [122, 31], [122, 32], [121, 31]]]}',
+            "at most 0.5° across",
+        ),
+        (
+            '{"type": "Polygon", "coordinates":'
+            " [[[121, 31], [121.01, 31.01], [121.01, 31], [121, 31.01], [121, 31]]]}",
+            "not a valid polygon",
+        ),
+    ],
+)
+def test_a_bad_area_gives_400_naming_the_rule(client, make_user, area, rule):
+    login(client, make_user)
+    response = client.get("/api/v1/near", query_string={"area": area, **WINDOW})
+    assert response.status_code == 400
+    assert response.json["error"].startswith("area:") and rule in response.json["error"]

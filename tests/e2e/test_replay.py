@@ -245,3 +245,36 @@ def test_play_advances_time_and_the_link_is_on_the_live_map(server, browser, rep
         assert errors == []
     finally:
         page.context.close()
+
+
+def test_an_area_drawn_on_the_replay_finds_who_was_inside(server, browser, replay_scene):
+    scene = replay_scene
+    page = open_replay(browser, server.url, scene, "zh-CN")
+    try:
+        page.evaluate(f"window.__replay.setTime({LEAD_S + 60})")
+        at(page, LEAD_S + 60)
+        page.evaluate("window.__replay.map.jumpTo({center: [116.401, 39.9005], zoom: 15})")
+        page.wait_for_timeout(300)
+        page.click("#near-area")
+        assert page.is_visible("#near-area-hint")
+        # A square of about 170 m round the walker's corner: the sitter is 2 km away.
+        corners = [(116.400, 39.8998), (116.402, 39.8998), (116.402, 39.9012), (116.400, 39.9012)]
+        for lon, lat in [*corners, corners[0]]:
+            point = page.evaluate(
+                "([lon, lat]) => window.__replay.screenPoint(lon, lat)", [lon, lat]
+            )
+            page.mouse.click(*point)
+            page.wait_for_timeout(150)
+        wait_until(page, "document.body.dataset.nearLoaded")
+        rows = page.eval_on_selector_all(
+            "#near-list .near-row", "rows => rows.map(r => r.dataset.person)"
+        )
+        assert rows == [str(scene["walker"])]
+        drawn_area = page.evaluate("window.__replay.map.getSource('replay-near').serialize().data")
+        ring = drawn_area["features"][0]["geometry"]["coordinates"][0]
+        assert len(ring) == 5
+        for (lon, lat), want in zip(ring, [*corners, corners[0]], strict=True):
+            assert (lon, lat) == pytest.approx(want, abs=2e-5)  # a click is a pixel, ~2 m here
+        assert page.get_attribute("#near-area", "aria-pressed") == "false"
+    finally:
+        page.context.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -10,6 +11,9 @@ from zoneinfo import ZoneInfo
 import orjson
 from flask import Blueprint, Response, abort, current_app, jsonify, request
 from flask_login import current_user, login_required
+from shapely.errors import GEOSException
+from shapely.geometry import Polygon, shape
+from shapely.validation import explain_validity
 from werkzeug.exceptions import HTTPException
 
 from .. import store
@@ -156,16 +160,22 @@ def _timeline_json(
 @bp.get("/near")
 @login_required
 def near():
-    """Return the people in scope who were within radius_m of a point in a window."""
-    lat = _number("lat", -90, 90)
-    lon = _number("lon", -180, 180)
-    radius_m = _number("radius_m", 1, 5000)
+    """Return the people in scope who were within radius_m of a point or an area."""
+    if "area" in request.args:
+        area = _area()
+        place_wkt, bounds = area.wkt, area.bounds
+        radius_m = _number("radius_m", 0, 5000) if "radius_m" in request.args else 0.0
+    else:
+        lat = _number("lat", -90, 90)
+        lon = _number("lon", -180, 180)
+        place_wkt, bounds = f"POINT({lon!r} {lat!r})", (lon, lat, lon, lat)
+        radius_m = _number("radius_m", 1, 5000)
     start, end = _window(MAX_WINDOW)
     rows = db.session.execute(
         store.history.people_near(
             current_user,
-            lat,
-            lon,
+            place_wkt,
+            bounds,
             radius_m,
             start,
             end,
@@ -185,6 +195,31 @@ def near():
             for r in rows
         ]
     )
+
+
+MAX_AREA_VERTICES = 500
+MAX_AREA_DEG = 0.5  # about 50 km: a district, not a province
+
+
+def _area() -> Polygon:
+    """Return the `area` parameter (a GeoJSON Polygon, WGS-84) or 400 naming the rule."""
+    try:
+        geometry = json.loads(request.args["area"])
+        area = shape(geometry)
+    except (ValueError, TypeError, KeyError, AttributeError, IndexError, GEOSException):
+        abort(400, description="area: must be a GeoJSON Polygon")
+    if not isinstance(area, Polygon) or area.is_empty:
+        abort(400, description="area: must be a GeoJSON Polygon")
+    if len(area.exterior.coords) + sum(len(r.coords) for r in area.interiors) > MAX_AREA_VERTICES:
+        abort(400, description=f"area: at most {MAX_AREA_VERTICES} vertices")
+    west, south, east, north = area.bounds
+    if not (west >= -180 and east <= 180 and south >= -90 and north <= 90):
+        abort(400, description="area: coordinates must be longitude, latitude in degrees")
+    if east - west > MAX_AREA_DEG or north - south > MAX_AREA_DEG:
+        abort(400, description=f"area: at most {MAX_AREA_DEG:g}° across")
+    if not area.is_valid:
+        abort(400, description=f"area: not a valid polygon ({explain_validity(area)})")
+    return area
 
 
 def _person_ids() -> list[int] | None:

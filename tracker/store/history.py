@@ -1,4 +1,4 @@
-"""History queries: a person's fixes, who was near a point, replay data; all scoped."""
+"""History queries: a person's fixes, who was near a place, replay data; all scoped."""
 
 from __future__ import annotations
 
@@ -104,14 +104,14 @@ def _degrees_around(lat: float, lon: float, radius_m: float) -> tuple[float, flo
 
 def people_near(
     user: User,
-    lat: float,
-    lon: float,
+    place_wkt: str,
+    bounds: tuple[float, float, float, float],
     radius_m: float,
     start: datetime,
     end: datetime,
     max_accuracy_m: float | None = None,
 ) -> Select[Any]:
-    """Return a select of the visible people who were within radius_m of a point.
+    """Return a select of the visible people who were within radius_m of a place.
 
     The time bounds on `ts` (the partition key) limit the read to the window's
     partitions; a lon/lat box on the GiST index narrows the rows before the exact
@@ -119,9 +119,9 @@ def people_near(
 
     Args:
         user: the staff account; people outside its scope never appear.
-        lat: the point's latitude.
-        lon: the point's longitude.
-        radius_m: how near, geodesic metres.
+        place_wkt: a point or an area (polygon), WGS-84 WKT.
+        bounds: the place's lon/lat box (west, south, east, north).
+        radius_m: how near, geodesic metres; 0 with an area means inside it.
         start: first instant included.
         end: first instant excluded.
         max_accuracy_m: if given, fixes worse than this (the history accuracy rule) are
@@ -129,15 +129,25 @@ def people_near(
 
     Returns:
         A select() of person_id, name, role, entered, left (the first and last ts within
-        the radius) and closest_m, closest first.
+        the radius) and closest_m (0 inside an area), closest first.
     """
-    point = func.geography(func.ST_SetSRID(func.ST_MakePoint(lon, lat), 4326))
+    west, south, east, north = bounds
+    # The margin in longitude is widest at the box's most poleward edge.
+    _, _, dlon, _ = _degrees_around(max(abs(south), abs(north)), 0.0, radius_m)
+    dlat = (radius_m * 1.01 + 1) / 110_574
+    near_box = (
+        max(west - dlon, -180),
+        max(south - dlat, -90),
+        min(east + dlon, 180),
+        min(north + dlat, 90),
+    )
+    place = func.geography(func.ST_GeomFromText(place_wkt, 4326))
     here = func.geography(Position.geom)
     conditions = [
         Position.ts >= start,
         Position.ts < end,
-        bbox_filter(Position.geom, _degrees_around(lat, lon, radius_m)),
-        func.ST_DWithin(here, point, radius_m),
+        bbox_filter(Position.geom, near_box),
+        func.ST_DWithin(here, place, radius_m),
         in_scope(user, Position.person_id),
     ]
     if max_accuracy_m is not None:
@@ -147,7 +157,7 @@ def people_near(
             Position.person_id,
             func.min(Position.ts).label("entered"),
             func.max(Position.ts).label("left"),
-            func.min(func.ST_Distance(here, point)).label("closest_m"),
+            func.min(func.ST_Distance(here, place)).label("closest_m"),
         )
         .where(*conditions)
         .group_by(Position.person_id)
