@@ -32,6 +32,7 @@ const state = {
   t: 0, // seconds since `from`
   unitId: null,
   personIds: null, // array of ids, or null
+  viewport: null, // [west, south, east, north] WGS-84: only people seen in it, or null
   speed: 60,
   gapMin: 5,
   tailMin: 10,
@@ -39,6 +40,7 @@ const state = {
 };
 let tracks = []; // [{person_id, name, role, color, t, lon, lat}], columns as typed arrays
 let units = []; // the GeoJSON features of the units in scope
+const names = new Map(); // person id -> name, for the chosen people's chips
 let selectedId = null;
 let drawn = new Map(); // person id -> [lon, lat] WGS-84 as drawn at the last frame
 let dirty = true;
@@ -67,6 +69,8 @@ function readUrl() {
   state.unitId = query.get("unit") ? Number(query.get("unit")) : null;
   const people = (query.get("people") || "").split(",").map(Number).filter((n) => Number.isInteger(n) && n > 0);
   state.personIds = people.length ? people : null;
+  const view = (query.get("view") || "").split(",").map(Number);
+  state.viewport = view.length === 4 && view.every(Number.isFinite) ? view : null;
   const speed = Number(query.get("speed"));
   if (SPEEDS.includes(speed)) state.speed = speed;
   if (Number(query.get("gap")) > 0) state.gapMin = Number(query.get("gap"));
@@ -80,6 +84,7 @@ function writeUrl() {
   query.set("t", String(Math.round(state.t)));
   if (state.personIds) query.set("people", state.personIds.join(","));
   else if (state.unitId !== null) query.set("unit", String(state.unitId));
+  if (state.viewport) query.set("view", state.viewport.map((v) => v.toFixed(5)).join(","));
   query.set("speed", String(state.speed));
   query.set("gap", String(state.gapMin));
   query.set("tail", String(state.tailMin));
@@ -105,6 +110,8 @@ function fillControls() {
   $("replay-from").value = localValue(state.from);
   $("replay-to").value = localValue(state.to);
   $("replay-people").value = state.personIds ? state.personIds.join(",") : "";
+  $("replay-viewport").checked = state.viewport !== null;
+  renderChosen();
   $("replay-unit").value = state.unitId === null ? "" : String(state.unitId);
   $("replay-speed").value = String(state.speed);
   $("replay-gap").value = String(state.gapMin);
@@ -200,8 +207,9 @@ async function loadReplay({ fit = true } = {}) {
     setStatus(tr("replay.choose_scope"));
     return;
   }
+  if (state.viewport) scope.set("bbox", state.viewport.join(","));
   const generation = ++loadGeneration;
-  if (fit) fitToUnit();
+  if (fit && !state.viewport) fitToUnit();
   const step = stepForZoom(map.getZoom());
   setStatus(tr("replay.loading"));
   document.body.dataset.replayLoaded = "";
@@ -229,7 +237,9 @@ async function loadReplay({ fit = true } = {}) {
     loadedStep = step;
     if (n === 0) {
       firstFramePending = true;
-      if (fit && !unitBounds()) fitToTracks();
+      if (fit && !state.viewport && !unitBounds()) fitToTracks();
+      for (const person of people) names.set(person.person_id, person.name);
+      renderChosen();
     }
     dirty = true;
     const fixes = tracks.reduce((sum, p) => sum + p.t.length, 0);
@@ -565,6 +575,73 @@ function readScopeControls() {
   const people = $("replay-people").value.split(/[,\s]+/).map(Number).filter((n) => Number.isInteger(n) && n > 0);
   state.personIds = people.length ? people : null;
   state.unitId = $("replay-unit").value ? Number($("replay-unit").value) : null;
+  state.viewport = $("replay-viewport").checked ? viewBounds() : null;
+}
+
+/** Return the map's view as [west, south, east, north] in WGS-84. */
+function viewBounds() {
+  const b = map.getBounds();
+  const [west, south] = unproject(b.getWest(), b.getSouth());
+  const [east, north] = unproject(b.getEast(), b.getNorth());
+  return [Math.max(-180, west), Math.max(-90, south), Math.min(180, east), Math.min(90, north)];
+}
+
+// --- the people picker ------------------------------------------------------------
+function chosenIds() {
+  return $("replay-people").value.split(",").map(Number).filter((n) => Number.isInteger(n) && n > 0);
+}
+
+function setChosen(ids) {
+  $("replay-people").value = ids.join(",");
+  renderChosen();
+}
+
+function renderChosen() {
+  const box = $("replay-chosen");
+  box.replaceChildren();
+  for (const id of chosenIds()) {
+    const chip = el("span", "chip", names.get(id) || `#${id}`);
+    chip.dataset.person = String(id);
+    const remove = el("button", null, "×");
+    remove.type = "button";
+    remove.setAttribute("aria-label", tr("replay.remove_person", { name: names.get(id) || `#${id}` }));
+    remove.addEventListener("click", () => setChosen(chosenIds().filter((n) => n !== id)));
+    chip.append(remove);
+    box.append(chip);
+  }
+}
+
+let searchTimer = null;
+async function searchPeople() {
+  const q = $("replay-person-search").value.trim();
+  const list = $("replay-person-results");
+  if (!q) {
+    list.hidden = true;
+    return;
+  }
+  const answer = await getJson(`/api/v1/people?${new URLSearchParams({ q, per_page: "8", active: "true" })}`);
+  if ($("replay-person-search").value.trim() !== q) return; // typed on meanwhile
+  list.replaceChildren();
+  for (const person of answer.people) {
+    const row = el("li", null);
+    row.tabIndex = 0;
+    row.dataset.person = String(person.id);
+    const dot = el("span", "role-dot");
+    dot.style.background = roleColor(person.role);
+    row.append(dot, el("strong", null, person.name), el("span", "muted small", person.unit_name || roleName(person.role)));
+    const choose = () => {
+      names.set(person.id, person.name);
+      setChosen([...new Set([...chosenIds(), person.id])]);
+      $("replay-person-search").value = "";
+      list.hidden = true;
+    };
+    row.addEventListener("click", choose);
+    row.addEventListener("keydown", (event) => event.key === "Enter" && choose());
+    list.append(row);
+  }
+  if (!answer.people.length) list.append(el("li", "muted small", tr("none")));
+  list.hidden = false;
+  document.body.dataset.peopleFound = String(answer.people.length);
 }
 
 function wire() {
@@ -573,6 +650,10 @@ function wire() {
     readScopeControls();
     setPlaying(false);
     loadReplay();
+  });
+  $("replay-person-search").addEventListener("input", () => {
+    clearTimeout(searchTimer);
+    searchTimer = setTimeout(() => searchPeople().catch((error) => setStatus(tr("replay.failed", { error: error.message }))), 200);
   });
   const slider = $("replay-slider");
   slider.addEventListener("input", () => setTime(Number(slider.value)));

@@ -199,6 +199,8 @@ def test_timeline_of_a_real_hike_finds_the_labelled_stops(
         ("/api/v1/replay", WINDOW, "unit_id"),
         ("/api/v1/replay", {"from": WINDOW["to"], "to": WINDOW["from"], "unit_id": 1}, "from"),
         ("/api/v1/replay", {**WINDOW, "unit_id": 1, "step_s": "0"}, "step_s"),
+        ("/api/v1/replay", {**WINDOW, "person_ids": "1", "bbox": "1,2,3"}, "bbox"),
+        ("/api/v1/replay", {**WINDOW, "person_ids": "1", "bbox": "3,2,1,4"}, "bbox"),
         ("/api/v1/replay", {**WINDOW, "unit_id": 1, "step_s": "x"}, "step_s"),
     ],
 )

@@ -219,8 +219,17 @@ def test_play_advances_time_and_the_link_is_on_the_live_map(server, browser, rep
     errors: list[str] = []
     page.on("console", lambda m: m.type == "error" and errors.append(m.text))
     try:
-        # Narrow to chosen people with the form: only the walker is replayed.
-        page.fill("#replay-people", str(replay_scene["walker"]))
+        # Narrow to chosen people with the picker: only the walker is replayed. The
+        # outsider (another street) is never offered.
+        page.fill("#replay-person-search", "Outsider")
+        wait_until(page, "document.body.dataset.peopleFound === '0'")
+        page.fill("#replay-person-search", "Zhang Wei")
+        wait_until(page, "document.body.dataset.peopleFound === '1'")
+        page.click(f'#replay-person-results li[data-person="{replay_scene["walker"]}"]')
+        chips = page.eval_on_selector_all(
+            "#replay-chosen .chip", "cs => cs.map(c => c.dataset.person)"
+        )
+        assert chips == [str(replay_scene["walker"])]
         page.click("#replay-load")
         wait_until(page, "location.search.includes('people=')")
         wait_until(page, "document.body.dataset.replayLoaded")
@@ -276,5 +285,28 @@ def test_an_area_drawn_on_the_replay_finds_who_was_inside(server, browser, repla
         for (lon, lat), want in zip(ring, [*corners, corners[0]], strict=True):
             assert (lon, lat) == pytest.approx(want, abs=2e-5)  # a click is a pixel, ~2 m here
         assert page.get_attribute("#near-area", "aria-pressed") == "false"
+    finally:
+        page.context.close()
+
+
+def test_only_people_seen_in_the_view_are_replayed(server, browser, replay_scene):
+    scene = replay_scene
+    page = open_replay(browser, server.url, scene, "en-US")
+    try:
+        # Zoom onto the walker's corner (the sitter is 2 km away), then narrow to the view.
+        page.evaluate("window.__replay.map.jumpTo({center: [116.401, 39.9005], zoom: 16})")
+        page.check("#replay-viewport")
+        page.click("#replay-load")
+        wait_until(page, "location.search.includes('view=')")
+        wait_until(page, "document.body.dataset.replayLoaded")
+        everyone = page.evaluate("Object.keys(window.__replay.positionsAt(600)).map(Number)")
+        assert everyone == [scene["walker"]]
+        # The shared link keeps the view: a reload replays the same people.
+        page.reload()
+        wait_until(page, "window.__replay && window.__replay.ready", 20)
+        wait_until(page, "document.body.dataset.replayLoaded", 20)
+        assert page.is_checked("#replay-viewport")
+        everyone = page.evaluate("Object.keys(window.__replay.positionsAt(600)).map(Number)")
+        assert everyone == [scene["walker"]]
     finally:
         page.context.close()

@@ -250,8 +250,9 @@ def replay():
     person_ids = _person_ids()
     if unit_id is None and person_ids is None:
         abort(400, description="unit_id: or person_ids is required")
+    seen_in = (_bbox(), start, end) if "bbox" in request.args else None
     people = db.session.execute(
-        store.history.replay_people(current_user, unit_id, person_ids)
+        store.history.replay_people(current_user, unit_id, person_ids, seen_in)
     ).all()
     rules = _settings().rules
     by_person = (
@@ -283,6 +284,17 @@ def replay():
             "people": out,
         }
     )
+
+
+def _bbox() -> tuple[float, float, float, float]:
+    """Return the `bbox` parameter (west,south,east,north in degrees) or 400 naming the rule."""
+    try:
+        west, south, east, north = (float(v) for v in request.args["bbox"].split(","))
+    except ValueError:
+        abort(400, description="bbox: must be west,south,east,north in degrees")
+    if not (-180 <= west < east <= 180 and -90 <= south < north <= 90):
+        abort(400, description="bbox: needs west < east and south < north, in degrees")
+    return west, south, east, north
 
 
 def _integer(name: str, low: int, high: int) -> int:

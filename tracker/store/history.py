@@ -178,7 +178,10 @@ def people_near(
 
 
 def replay_people(
-    user: User, unit_id: int | None = None, person_ids: Sequence[int] | None = None
+    user: User,
+    unit_id: int | None = None,
+    person_ids: Sequence[int] | None = None,
+    seen_in: tuple[tuple[float, float, float, float], datetime, datetime] | None = None,
 ) -> Select[Any]:
     """Return a select of the visible people chosen for a replay.
 
@@ -186,6 +189,8 @@ def replay_people(
         user: the staff account; the choice is always intersected with its scope.
         unit_id: everyone in this unit and the units below it.
         person_ids: or these people.
+        seen_in: (lon/lat box, start, end): only those with a fix in the box then (the
+            map's viewport).
 
     Returns:
         A select() of id, name, role, by id.
@@ -199,6 +204,18 @@ def replay_people(
         stmt = stmt.where(Person.unit_id.in_(select(chosen.c.id)))
     if person_ids is not None:
         stmt = stmt.where(Person.id.in_(list(person_ids)))
+    if seen_in is not None:
+        box, start, end = seen_in
+        stmt = stmt.where(
+            select(Position.person_id)
+            .where(
+                Position.person_id == Person.id,
+                Position.ts >= start,
+                Position.ts < end,
+                bbox_filter(Position.geom, box),
+            )
+            .exists()
+        )
     return stmt.order_by(Person.id)
 
 
