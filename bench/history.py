@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import json
 import math
 import os
 import random
@@ -49,6 +50,7 @@ from bench._common import (  # noqa: E402
     machine_note,
     markdown_table,
     percentile,
+    url_with_database,
 )
 from bench.queries import (  # noqa: E402
     CopyStream,
@@ -227,16 +229,11 @@ def measure(url: str, figures: dict, people: int, hours: float, runs: int) -> li
     zone = ZoneInfo(app.config["HISTORY_TIME_ZONE"])
     rng = random.Random(7)
     with app.app_context():
-        store.accounts.add_user(
-            db.session, "bench-admin", hash_password("bench-password"), "admin", None
-        )
+        admin = f"bench-admin-{os.getpid()}"  # a new one each run: --use-db reruns
+        store.accounts.add_user(db.session, admin, hash_password("bench-password"), "admin", None)
         db.session.commit()
     client = app.test_client()
-    ok(
-        client.post(
-            "/api/v1/session", json={"username": "bench-admin", "password": "bench-password"}
-        )
-    )
+    ok(client.post("/api/v1/session", json={"username": admin, "password": "bench-password"}))
     rows: list[list[object]] = []
 
     def row(name: str, size: str, times: list[float], target: str) -> None:
@@ -332,6 +329,24 @@ def measure(url: str, figures: dict, people: int, hours: float, runs: int) -> li
     return rows
 
 
+def _figures_path(name: str) -> Path:
+    return LOG_DIR / f"{name}.json"
+
+
+def save_figures(name: str, figures: dict) -> None:
+    """Keep a kept database's load figures next to the logs, for --use-db."""
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    _figures_path(name).write_text(json.dumps(figures, default=str))
+
+
+def load_figures(name: str) -> dict:
+    """Return the load figures saved by save_figures()."""
+    figures = json.loads(_figures_path(name).read_text())
+    figures["days"] = [date.fromisoformat(d) for d in figures["days"]]
+    figures["long_from"] = date.fromisoformat(figures["long_from"])
+    return figures
+
+
 PLAY_S = 10  # seconds of playing at 60x whose frame times are kept
 
 
@@ -348,9 +363,8 @@ def measure_browser(url: str, figures: dict, hours: float) -> list[list[object]]
 
     app = create_app({"SQLALCHEMY_DATABASE_URI": url})
     with app.app_context():
-        store.accounts.add_user(
-            db.session, "bench-viewer", hash_password("bench-password"), "viewer", None
-        )
+        viewer = f"bench-viewer-{os.getpid()}"
+        store.accounts.add_user(db.session, viewer, hash_password("bench-password"), "viewer", None)
         db.session.commit()
         db.engine.dispose()
     zone = ZoneInfo(app.config["HISTORY_TIME_ZONE"])
@@ -369,7 +383,7 @@ def measure_browser(url: str, figures: dict, hours: float) -> list[list[object]]
             browser = launch(pw)
             page = browser.new_page(viewport={"width": 1400, "height": 850})
             page.goto(f"{server.base_url}/login")
-            page.fill("#username", "bench-viewer")
+            page.fill("#username", viewer)
             page.fill("#password", "bench-password")
             page.click("button[type=submit]")
             page.wait_for_url(f"{server.base_url}/")
@@ -430,15 +444,28 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--keep-db", action="store_true")
     parser.add_argument("--browser", action="store_true", help="also time the replay page")
+    parser.add_argument("--use-db", help="time again on a database kept by --keep-db")
     args = parser.parse_args()
     if not 0 < args.hours <= 24:
         parser.error("--hours: must be in (0, 24]")
     zone = ZoneInfo(os.environ.get("HISTORY_TIME_ZONE", "Asia/Shanghai"))
-    database = ThrowawayDatabase(base_database_url(), "tracker_bench_history", keep=args.keep_db)
+    if args.use_db:
+        # Time again on a database kept by an earlier --keep-db run (loading 50 M rows
+        # takes a quarter of an hour; the figures should be taken on a quiet machine).
+        database = ThrowawayDatabase(base_database_url(), "unused", keep=True)
+        database.name, database.url = args.use_db, url_with_database(database.base_url, args.use_db)
+        figures = load_figures(args.use_db)
+    else:
+        database = ThrowawayDatabase(
+            base_database_url(), "tracker_bench_history", keep=args.keep_db
+        )
     try:
-        database.create()
-        database.migrate()
-        figures = load(database.url, args.people, args.days, args.hours, zone)
+        if not args.use_db:
+            database.create()
+            database.migrate()
+            figures = load(database.url, args.people, args.days, args.hours, zone)
+            if args.keep_db:
+                save_figures(database.name, figures)
         rows = measure(database.url, figures, args.people, args.hours, args.runs)
         browser_rows = measure_browser(database.url, figures, args.hours) if args.browser else []
     finally:
