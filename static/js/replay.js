@@ -236,6 +236,7 @@ async function loadReplay({ fit = true } = {}) {
     tracks = joinPieces(people, pieces);
     loadedStep = step;
     if (n === 0) {
+      performance.mark("replay:first-piece");
       firstFramePending = true;
       if (fit && !state.viewport && !unitBounds()) fitToTracks();
       for (const person of people) names.set(person.person_id, person.name);
@@ -734,8 +735,10 @@ async function start() {
   readUrl();
   wire();
   await base.ready;
+  performance.mark("replay:map-ready");
   addLayers();
   await loadUnits();
+  performance.mark("replay:units");
   fillControls();
   requestAnimationFrame(frame);
   await loadReplay();
