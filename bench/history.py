@@ -11,15 +11,22 @@ endpoints through the Flask test client with a logged-in admin (tracker/api/hist
 | who was near (200 m, 20 min) on the table     | < 200 ms |
 | replay data, 1,000 people x 8 h: bytes, time  |          |
 
+With --browser it then serves the data with the real server and opens the replay page in
+headless Chromium (the same one as the UI tests): the time from opening the page to the
+first frame drawn with data (target < 3 s), until the whole range is loaded, the bytes of
+replay data transferred, and the frame times while playing at 60x.
+
     .venv/bin/python bench/history.py                      # 1,000 people x 1 day (17 M fixes)
     .venv/bin/python bench/history.py --days 3             # 52 M fixes, the issue's "50 M"
     .venv/bin/python bench/history.py --people 200 --hours 8 --runs 10   # a quick look
+    .venv/bin/python bench/history.py --people 1000 --hours 8 --runs 5 --browser
 """
 
 from __future__ import annotations
 
 import argparse
 import gzip
+import json
 import math
 import os
 import random
@@ -34,13 +41,16 @@ from zoneinfo import ZoneInfo
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._common import (  # noqa: E402
+    LOG_DIR,
     Progress,
+    Server,
     ThrowawayDatabase,
     base_database_url,
     connect,
     machine_note,
     markdown_table,
     percentile,
+    url_with_database,
 )
 from bench.queries import (  # noqa: E402
     CopyStream,
@@ -219,16 +229,11 @@ def measure(url: str, figures: dict, people: int, hours: float, runs: int) -> li
     zone = ZoneInfo(app.config["HISTORY_TIME_ZONE"])
     rng = random.Random(7)
     with app.app_context():
-        store.accounts.add_user(
-            db.session, "bench-admin", hash_password("bench-password"), "admin", None
-        )
+        admin = f"bench-admin-{os.getpid()}"  # a new one each run: --use-db reruns
+        store.accounts.add_user(db.session, admin, hash_password("bench-password"), "admin", None)
         db.session.commit()
     client = app.test_client()
-    ok(
-        client.post(
-            "/api/v1/session", json={"username": "bench-admin", "password": "bench-password"}
-        )
-    )
+    ok(client.post("/api/v1/session", json={"username": admin, "password": "bench-password"}))
     rows: list[list[object]] = []
 
     def row(name: str, size: str, times: list[float], target: str) -> None:
@@ -303,21 +308,136 @@ def measure(url: str, figures: dict, people: int, hours: float, runs: int) -> li
         seconds=figures["offset_s"]
     )
     window = f"from={t0.isoformat()}&to={(t0 + timedelta(hours=replay_h)).isoformat()}"
-    path = f"/api/v1/replay?{window.replace('+', '%2B')}&unit_id={figures['unit_id']}"
-    times, response = timed(lambda: ok(client.get(path)), max(3, runs // 10))
-    body = response.data
-    replay = response.get_json()
-    fixes = sum(len(p["t"]) for p in replay["people"])
-    row(
-        f"replay, {len(replay['people']):,} people x {replay_h:g} h",
-        f"{fixes:,} fixes; {len(body) / 1e6:.1f} MB JSON, "
-        f"{len(gzip.compress(body, 6)) / 1e6:.1f} MB gzip",
-        times,
-        "",
-    )
+    for step_s in (1, 30):
+        path = (
+            f"/api/v1/replay?{window.replace('+', '%2B')}&unit_id={figures['unit_id']}"
+            f"&step_s={step_s}"
+        )
+        times, response = timed(lambda path=path: ok(client.get(path)), max(3, runs // 10))
+        body = response.data
+        replay = response.get_json()
+        fixes = sum(len(p["t"]) for p in replay["people"])
+        row(
+            f"replay data, {len(replay['people']):,} people x {replay_h:g} h, step_s={step_s}",
+            f"{fixes:,} fixes; {len(body) / 1e6:.1f} MB JSON, "
+            f"{len(gzip.compress(body, 6)) / 1e6:.1f} MB gzip",
+            times,
+            "",
+        )
     with app.app_context():
         db.engine.dispose()
     return rows
+
+
+def _figures_path(name: str) -> Path:
+    return LOG_DIR / f"{name}.json"
+
+
+def save_figures(name: str, figures: dict) -> None:
+    """Keep a kept database's load figures next to the logs, for --use-db."""
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    _figures_path(name).write_text(json.dumps(figures, default=str))
+
+
+def load_figures(name: str) -> dict:
+    """Return the load figures saved by save_figures()."""
+    figures = json.loads(_figures_path(name).read_text())
+    figures["days"] = [date.fromisoformat(d) for d in figures["days"]]
+    figures["long_from"] = date.fromisoformat(figures["long_from"])
+    return figures
+
+
+PLAY_S = 10  # seconds of playing at 60x whose frame times are kept
+
+
+def measure_browser(url: str, figures: dict, hours: float) -> list[list[object]]:
+    """Open the replay page in headless Chromium on the real server; time what a user sees."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.e2e.chromium import launch, wait_until
+
+    os.environ["DATABASE_URL"] = url
+    from tracker import create_app, store
+    from tracker.auth import hash_password
+    from tracker.extensions import db
+
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url})
+    with app.app_context():
+        viewer = f"bench-viewer-{os.getpid()}"
+        store.accounts.add_user(db.session, viewer, hash_password("bench-password"), "viewer", None)
+        db.session.commit()
+        db.engine.dispose()
+    zone = ZoneInfo(app.config["HISTORY_TIME_ZONE"])
+    t0 = datetime.combine(figures["days"][0], datetime.min.time(), zone) + timedelta(
+        seconds=figures["offset_s"]
+    )
+    span_h = min(8.0, hours)
+    query = (
+        f"from={t0.isoformat()}&to={(t0 + timedelta(hours=span_h)).isoformat()}"
+        f"&unit={figures['unit_id']}&t=5400&speed=60"
+    ).replace("+", "%2B")
+    server = Server(url)
+    server.start()
+    try:
+        with sync_playwright() as pw:
+            browser = launch(pw)
+            page = browser.new_page(viewport={"width": 1400, "height": 850})
+            page.goto(f"{server.base_url}/login")
+            page.fill("#username", viewer)
+            page.fill("#password", "bench-password")
+            page.click("button[type=submit]")
+            page.wait_for_url(f"{server.base_url}/")
+            page.goto(f"{server.base_url}/replay?{query}")
+            wait_until(page, "document.body.dataset.replayFirstFrame", 120)
+            first_ms = float(page.evaluate("document.body.dataset.replayFirstFrame"))
+            marks = page.evaluate(
+                "performance.getEntriesByType('mark')"
+                ".filter(m => m.name.startsWith('replay:'))"
+                ".map(m => `${m.name.slice(7)} ${Math.round(m.startTime)} ms`).join(', ')"
+            )
+            wait_until(page, "document.body.dataset.replayLoaded", 600)
+            loaded_ms = page.evaluate("performance.now()")
+            transferred = page.evaluate(
+                """() => performance.getEntriesByType('resource')
+                    .filter(e => e.name.includes('/api/v1/replay'))
+                    .map(e => [e.encodedBodySize, e.transferSize])"""
+            )
+            drawn = page.evaluate("Object.keys(window.__replay.drawn()).length")
+            step = page.evaluate("window.__replay.step()")
+            page.click("#replay-play")
+            page.wait_for_timeout(PLAY_S * 1000)
+            samples = page.evaluate("window.__replay.frameTimes()")
+            LOG_DIR.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(LOG_DIR / "replay-bench.png"))
+            browser.close()
+    finally:
+        server.stop()
+    frames, draws = sorted(samples["frames"]), sorted(samples["draws"])
+    body_mb = sum(size for size, _ in transferred) / 1e6
+    return [
+        ["page opened → first frame with data", f"{first_ms:.0f} ms ({marks})", "< 3000"],
+        ["page opened → whole range loaded", f"{loaded_ms:.0f} ms", ""],
+        [
+            "replay data transferred",
+            f"{body_mb:.1f} MB in {len(transferred)} requests (step_s={step})",
+            "",
+        ],
+        ["people drawn at t", f"{drawn:,}", ""],
+        [
+            f"frame interval playing at 60x (median / p95 of {len(frames)})",
+            f"{statistics.median(frames):.0f} / {percentile(frames, 95):.0f} ms"
+            if frames
+            else "no frames",
+            "",
+        ],
+        [
+            "computing and handing over one frame (median / p95)",
+            f"{statistics.median(draws):.0f} / {percentile(draws, 95):.0f} ms"
+            if draws
+            else "no frames",
+            "",
+        ],
+    ]
 
 
 def main() -> int:
@@ -328,16 +448,31 @@ def main() -> int:
     parser.add_argument("--hours", type=float, default=24, help="hours of fixes in each day")
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--keep-db", action="store_true")
+    parser.add_argument("--browser", action="store_true", help="also time the replay page")
+    parser.add_argument("--use-db", help="time again on a database kept by --keep-db")
     args = parser.parse_args()
     if not 0 < args.hours <= 24:
         parser.error("--hours: must be in (0, 24]")
     zone = ZoneInfo(os.environ.get("HISTORY_TIME_ZONE", "Asia/Shanghai"))
-    database = ThrowawayDatabase(base_database_url(), "tracker_bench_history", keep=args.keep_db)
+    if args.use_db:
+        # Time again on a database kept by an earlier --keep-db run (loading 50 M rows
+        # takes a quarter of an hour; the figures should be taken on a quiet machine).
+        database = ThrowawayDatabase(base_database_url(), "unused", keep=True)
+        database.name, database.url = args.use_db, url_with_database(database.base_url, args.use_db)
+        figures = load_figures(args.use_db)
+    else:
+        database = ThrowawayDatabase(
+            base_database_url(), "tracker_bench_history", keep=args.keep_db
+        )
     try:
-        database.create()
-        database.migrate()
-        figures = load(database.url, args.people, args.days, args.hours, zone)
+        if not args.use_db:
+            database.create()
+            database.migrate()
+            figures = load(database.url, args.people, args.days, args.hours, zone)
+            if args.keep_db:
+                save_figures(database.name, figures)
         rows = measure(database.url, figures, args.people, args.hours, args.runs)
+        browser_rows = measure_browser(database.url, figures, args.hours) if args.browser else []
     finally:
         database.drop()
     print()
@@ -348,9 +483,13 @@ def main() -> int:
         "index builds: " + ", ".join(f"{k} {v:.0f} s" for k, v in figures["index_s"].items())
     )
     print(markdown_table(["query", "size", "median ms", "p95 ms", "target ms"], rows))
+    if browser_rows:
+        print("\nThe replay page in headless Chromium (WebGL by SwiftShader, on the CPU):")
+        print(markdown_table(["measure", "value", "target"], browser_rows))
     print(
         f"\ncommand: .venv/bin/python bench/history.py --people {args.people} "
         f"--days {args.days} --hours {args.hours:g} --runs {args.runs}"
+        + (" --browser" if args.browser else "")
     )
     return 0
 

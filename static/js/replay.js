@@ -1,9 +1,11 @@
 /* The replay page: everyone of a unit (or chosen people) scrubbed through a past range.
  *
- * GET /api/v1/replay gives columnar fixes per person; every animation frame the people
- * and their fading tails at time t are computed (replay-track.js) and handed to two
- * GeoJSON sources. "Who was near" asks GET /api/v1/near around a clicked point and t.
- * The URL's query holds the state (range, t, scope, speed, limits) so it can be shared.
+ * GET /api/v1/replay gives delta-encoded columns of fixes per person, thinned to what the
+ * zoom can show. The range is fetched an hour at a time, the hour at t first, so the first
+ * frame does not wait for the whole range. Every animation frame the people and their
+ * fading tails at time t are computed (replay-track.js) and handed to two GeoJSON sources.
+ * "Who was near" asks GET /api/v1/near around a clicked point and t. The URL's query holds
+ * the state (range, t, scope, speed, limits) so it can be shared.
  */
 import { getJson } from "./api.js";
 import { clock, distanceText, roleName, t as tr } from "./i18n.js";
@@ -17,6 +19,9 @@ const $ = (id) => document.getElementById(id);
 const SPEEDS = [1, 10, 60, 600];
 const TAIL_BUCKETS = 5;
 const DEFAULT_RANGE_S = 2 * 3600;
+const CHUNK_S = 3600; // the range is fetched in pieces of this length
+const FEW_PEOPLE = 50; // chosen people up to this many get every fix, whatever the zoom
+const FRAME_SAMPLES = 600; // frame times kept for the benchmark (bench/history.py)
 const EMPTY = { type: "FeatureCollection", features: [] };
 
 const base = createMap(settings, "map");
@@ -27,19 +32,29 @@ const state = {
   t: 0, // seconds since `from`
   unitId: null,
   personIds: null, // array of ids, or null
+  viewport: null, // [west, south, east, north] WGS-84: only people seen in it, or null
   speed: 60,
   gapMin: 5,
   tailMin: 10,
   playing: false,
 };
-let tracks = []; // [{person_id, name, role, t, lon, lat, color}]
+let tracks = []; // [{person_id, name, role, color, t, lon, lat}], columns as typed arrays
+let units = []; // the GeoJSON features of the units in scope
+const names = new Map(); // person id -> name, for the chosen people's chips
 let selectedId = null;
 let drawn = new Map(); // person id -> [lon, lat] WGS-84 as drawn at the last frame
 let dirty = true;
 let lastFrameMs = null;
+let loadGeneration = 0; // a newer load makes the pieces of an older one be dropped
+let loadedStep = null; // the thinning step of the tracks drawn (s), null before a load
+let firstFramePending = false;
+const frameTimes = []; // ms between animation frames while playing
+const drawTimes = []; // ms spent computing and handing over one frame
 let urlTimer = null;
 let nearPicking = false;
-let nearPoint = null;
+let nearPlace = null; // the last "who was near" place: {lon, lat} or {area}
+let draw = null; // terra-draw, made when an area is first drawn
+let drawingArea = false;
 // The live map's colours, so a person looks the same on both maps.
 const roleColor = roleColorer();
 
@@ -54,6 +69,8 @@ function readUrl() {
   state.unitId = query.get("unit") ? Number(query.get("unit")) : null;
   const people = (query.get("people") || "").split(",").map(Number).filter((n) => Number.isInteger(n) && n > 0);
   state.personIds = people.length ? people : null;
+  const view = (query.get("view") || "").split(",").map(Number);
+  state.viewport = view.length === 4 && view.every(Number.isFinite) ? view : null;
   const speed = Number(query.get("speed"));
   if (SPEEDS.includes(speed)) state.speed = speed;
   if (Number(query.get("gap")) > 0) state.gapMin = Number(query.get("gap"));
@@ -67,6 +84,7 @@ function writeUrl() {
   query.set("t", String(Math.round(state.t)));
   if (state.personIds) query.set("people", state.personIds.join(","));
   else if (state.unitId !== null) query.set("unit", String(state.unitId));
+  if (state.viewport) query.set("view", state.viewport.map((v) => v.toFixed(5)).join(","));
   query.set("speed", String(state.speed));
   query.set("gap", String(state.gapMin));
   query.set("tail", String(state.tailMin));
@@ -92,6 +110,8 @@ function fillControls() {
   $("replay-from").value = localValue(state.from);
   $("replay-to").value = localValue(state.to);
   $("replay-people").value = state.personIds ? state.personIds.join(",") : "";
+  $("replay-viewport").checked = state.viewport !== null;
+  renderChosen();
   $("replay-unit").value = state.unitId === null ? "" : String(state.unitId);
   $("replay-speed").value = String(state.speed);
   $("replay-gap").value = String(state.gapMin);
@@ -105,47 +125,151 @@ function durationS() {
 async function loadUnits() {
   const collection = await getJson("/api/v1/units");
   base.showUnits(collection);
+  units = collection.features;
   const select = $("replay-unit");
-  const units = collection.features.map((f) => f.properties);
-  for (const unit of units) {
+  for (const unit of units.map((f) => f.properties)) {
     const option = el("option", null, unit.name);
     option.value = String(unit.unit_id);
     select.append(option);
   }
   if (state.unitId === null && !state.personIds) {
-    const own = units.find((u) => u.unit_id === settings.user.unit_id);
-    const top = own || units.find((u) => !units.some((p) => p.unit_id === u.parent_id));
+    const all = units.map((f) => f.properties);
+    const own = all.find((u) => u.unit_id === settings.user.unit_id);
+    const top = own || all.find((u) => !all.some((p) => p.unit_id === u.parent_id));
     if (top) state.unitId = top.unit_id;
   }
 }
 
-/** Fetch the replay for the state's range and scope; draw it at the state's t. */
-async function loadReplay() {
-  const query = new URLSearchParams({ from: state.from.toISOString(), to: state.to.toISOString() });
-  if (state.personIds) query.set("person_ids", state.personIds.join(","));
-  else if (state.unitId !== null) query.set("unit_id", String(state.unitId));
+/** Return the thinning step (s) for the map's zoom: about one fix per screen pixel walked. */
+function stepForZoom(zoom) {
+  if (state.personIds && state.personIds.length <= FEW_PEOPLE) return 1;
+  if (zoom >= 16) return 5;
+  if (zoom >= 14) return 10;
+  if (zoom >= 12) return 30;
+  return 60;
+}
+
+/** Return the pieces of the range as [fromS, toS] offsets, the one holding t first, then
+ * the one before it (for the tail), then the rest in time order. */
+function chunkOrder() {
+  const total = durationS();
+  const pieces = [];
+  for (let a = 0; a < total; a += CHUNK_S) pieces.push([a, Math.min(total, a + CHUNK_S)]);
+  const at = Math.min(pieces.length - 1, Math.floor(state.t / CHUNK_S));
+  const first = [at, at - 1].filter((i) => i >= 0);
+  return [...first, ...pieces.keys()].filter((i, n, all) => all.indexOf(i) === n).map((i) => [i, pieces[i]]);
+}
+
+/** Decode one person's delta columns (docs/history.md) into absolute typed arrays. */
+function decode(person, offsetS) {
+  const n = person.t.length;
+  const t = new Float64Array(n);
+  const lon = new Float64Array(n);
+  const lat = new Float64Array(n);
+  let ts = 0;
+  let x = 0;
+  let y = 0;
+  for (let i = 0; i < n; i += 1) {
+    ts += person.t[i];
+    x += person.lon[i];
+    y += person.lat[i];
+    t[i] = ts + offsetS;
+    lon[i] = x / 1e6;
+    lat[i] = y / 1e6;
+  }
+  return { t, lon, lat };
+}
+
+/** Join the pieces loaded so far into one track per person, in time order. */
+function joinPieces(people, pieces) {
+  const order = [...pieces.keys()].sort((a, b) => a - b);
+  return people.map((person) => {
+    const parts = order.map((i) => pieces.get(i).get(person.person_id)).filter(Boolean);
+    const n = parts.reduce((sum, part) => sum + part.t.length, 0);
+    const joined = { ...person, t: new Float64Array(n), lon: new Float64Array(n), lat: new Float64Array(n) };
+    let at = 0;
+    for (const part of parts) {
+      joined.t.set(part.t, at);
+      joined.lon.set(part.lon, at);
+      joined.lat.set(part.lat, at);
+      at += part.t.length;
+    }
+    return joined;
+  });
+}
+
+/** Fetch the replay for the state's range and scope, piece by piece; draw it at t. */
+async function loadReplay({ fit = true } = {}) {
+  const scope = new URLSearchParams();
+  if (state.personIds) scope.set("person_ids", state.personIds.join(","));
+  else if (state.unitId !== null) scope.set("unit_id", String(state.unitId));
   else {
     setStatus(tr("replay.choose_scope"));
     return;
   }
+  if (state.viewport) scope.set("bbox", state.viewport.join(","));
+  // The whole range, so that the audit trail records one look, not one per piece.
+  scope.set("range_from", state.from.toISOString());
+  scope.set("range_to", state.to.toISOString());
+  const generation = ++loadGeneration;
+  if (fit && !state.viewport) fitToUnit();
+  const step = stepForZoom(map.getZoom());
   setStatus(tr("replay.loading"));
   document.body.dataset.replayLoaded = "";
-  let answer;
-  try {
-    answer = await getJson(`/api/v1/replay?${query}`);
-  } catch (error) {
-    setStatus(tr("replay.failed", { error: error.message }));
-    return;
-  }
-  tracks = answer.people.map((p) => ({ ...p, color: roleColor(p.role) }));
-  const fixes = tracks.reduce((n, p) => n + p.t.length, 0);
-  setStatus(tr("replay.loaded", { people: tracks.length, fixes }));
-  const slider = $("replay-slider");
-  slider.max = String(durationS());
+  $("replay-slider").max = String(durationS());
   setTime(Math.min(state.t, durationS()));
-  fitToTracks();
+  const pieces = new Map(); // piece index -> Map(person id -> decoded columns)
+  let people = [];
+  const order = chunkOrder();
+  for (const [n, [index, [a, b]]] of order.entries()) {
+    const query = new URLSearchParams(scope);
+    query.set("from", new Date(state.from.getTime() + a * 1000).toISOString());
+    query.set("to", new Date(state.from.getTime() + b * 1000).toISOString());
+    query.set("step_s", String(step));
+    let answer;
+    try {
+      answer = await getJson(`/api/v1/replay?${query}`);
+    } catch (error) {
+      if (generation === loadGeneration) setStatus(tr("replay.failed", { error: error.message }));
+      return;
+    }
+    if (generation !== loadGeneration) return; // a newer load took over
+    people = answer.people.map(({ person_id, name, role }) => ({ person_id, name, role, color: roleColor(role) }));
+    pieces.set(index, new Map(answer.people.map((p) => [p.person_id, decode(p, a)])));
+    tracks = joinPieces(people, pieces);
+    loadedStep = step;
+    if (n === 0) {
+      performance.mark("replay:first-piece");
+      firstFramePending = true;
+      if (fit && !state.viewport && !unitBounds()) fitToTracks();
+      for (const person of people) names.set(person.person_id, person.name);
+      renderChosen();
+    }
+    dirty = true;
+    const fixes = tracks.reduce((sum, p) => sum + p.t.length, 0);
+    setStatus(n + 1 < order.length
+      ? tr("replay.loading_part", { done: n + 1, total: order.length, fixes })
+      : tr("replay.loaded", { people: tracks.length, fixes }));
+  }
   document.body.dataset.replayLoaded = String(Date.now());
   writeUrl();
+}
+
+/** Return the chosen unit's bounds (WGS-84) when it has a boundary, else null. */
+function unitBounds() {
+  if (state.personIds || state.unitId === null) return null;
+  const unit = units.find((f) => f.properties.unit_id === state.unitId);
+  if (!unit || !unit.geometry) return null;
+  const bounds = new base.maplibregl.LngLatBounds();
+  const walk = (c) => (typeof c[0] === "number" ? bounds.extend(project(c[0], c[1])) : c.forEach(walk));
+  walk(unit.geometry.coordinates);
+  return bounds.isEmpty() ? null : bounds;
+}
+
+/** Fit the map to the chosen unit before loading, so the zoom (and the thinning) is known. */
+function fitToUnit() {
+  const bounds = unitBounds();
+  if (bounds) map.fitBounds(bounds, { padding: 40, maxZoom: 16, duration: 0 });
 }
 
 function fitToTracks() {
@@ -278,6 +402,7 @@ function drawFrame() {
 }
 
 function frame(nowMs) {
+  if (state.playing && lastFrameMs !== null) sample(frameTimes, nowMs - lastFrameMs);
   if (state.playing) {
     if (lastFrameMs !== null) {
       const next = state.t + ((nowMs - lastFrameMs) / 1000) * state.speed;
@@ -288,9 +413,23 @@ function frame(nowMs) {
   }
   if (dirty && map.getSource("replay-people")) {
     dirty = false;
+    const started = performance.now();
     drawFrame();
+    if (state.playing) sample(drawTimes, performance.now() - started);
+    if (firstFramePending) {
+      firstFramePending = false;
+      // For bench/history.py: ms from the page's navigation to the first frame with data.
+      map.once("idle", () => {
+        document.body.dataset.replayFirstFrame = String(Math.round(performance.now()));
+      });
+    }
   }
   requestAnimationFrame(frame);
+}
+
+function sample(list, ms) {
+  list.push(ms);
+  if (list.length > FRAME_SAMPLES) list.shift();
 }
 
 // --- the person card --------------------------------------------------------------
@@ -332,20 +471,62 @@ function setNearPicking(on) {
   map.getCanvas().style.cursor = on ? "crosshair" : "";
 }
 
-/** Ask who was within the radius of a WGS-84 point around t; list them, draw the circle. */
-async function searchNear(lon, lat) {
-  nearPoint = [lon, lat];
-  const radiusM = Math.min(5000, Math.max(1, Number($("near-radius").value) || 200));
+/** Start drawing an area on the map; when it is closed, ask who was in or near it. */
+function startAreaDrawing() {
+  setNearPicking(false);
+  if (!draw) {
+    const { TerraDraw, TerraDrawPolygonMode } = window.terraDraw;
+    const { TerraDrawMapLibreGLAdapter } = window.terraDrawMaplibreGlAdapter;
+    draw = new TerraDraw({ adapter: new TerraDrawMapLibreGLAdapter({ map }), modes: [new TerraDrawPolygonMode()] });
+    draw.start();
+    draw.on("finish", (id) => {
+      const feature = draw.getSnapshot().find((f) => f.id === id);
+      stopAreaDrawing();
+      if (feature) {
+        const ring = feature.geometry.coordinates[0].map((c) => unproject(c[0], c[1]));
+        searchNear({ area: { type: "Polygon", coordinates: [ring] } });
+      }
+    });
+  }
+  draw.clear();
+  draw.setMode("polygon");
+  drawingArea = true;
+  $("near-area").setAttribute("aria-pressed", "true");
+  $("near-area-hint").hidden = false;
+  document.body.dataset.drawMode = "polygon";
+}
+
+function stopAreaDrawing() {
+  if (!draw) return;
+  draw.clear();
+  draw.setMode("static");
+  drawingArea = false;
+  $("near-area").setAttribute("aria-pressed", "false");
+  $("near-area-hint").hidden = true;
+  document.body.dataset.drawMode = "static";
+}
+
+/** Ask who was within the radius of a WGS-84 point ({lon, lat}) or area ({area}, a GeoJSON
+ * Polygon) around t; list them, draw the circle or the area. */
+async function searchNear(place) {
+  nearPlace = place;
+  const radiusM = Math.min(5000, Math.max(place.area ? 0 : 1, Number($("near-radius").value) || 0));
   const windowS = Math.max(1, Number($("near-window").value) || 10) * 60;
   const at = state.from.getTime() + state.t * 1000;
   const query = new URLSearchParams({
-    lat: lat.toFixed(6),
-    lon: lon.toFixed(6),
     radius_m: String(radiusM),
     from: new Date(at - windowS * 1000).toISOString(),
     to: new Date(at + windowS * 1000).toISOString(),
   });
-  const ring = circleRing(lon, lat, radiusM).map((c) => project(c[0], c[1]));
+  let ring;
+  if (place.area) {
+    query.set("area", JSON.stringify(place.area));
+    ring = place.area.coordinates[0].map((c) => project(c[0], c[1]));
+  } else {
+    query.set("lat", place.lat.toFixed(6));
+    query.set("lon", place.lon.toFixed(6));
+    ring = circleRing(place.lon, place.lat, radiusM).map((c) => project(c[0], c[1]));
+  }
   map.getSource("replay-near").setData({
     type: "FeatureCollection",
     features: [{ type: "Feature", properties: {}, geometry: { type: "Polygon", coordinates: [ring] } }],
@@ -398,6 +579,73 @@ function readScopeControls() {
   const people = $("replay-people").value.split(/[,\s]+/).map(Number).filter((n) => Number.isInteger(n) && n > 0);
   state.personIds = people.length ? people : null;
   state.unitId = $("replay-unit").value ? Number($("replay-unit").value) : null;
+  state.viewport = $("replay-viewport").checked ? viewBounds() : null;
+}
+
+/** Return the map's view as [west, south, east, north] in WGS-84. */
+function viewBounds() {
+  const b = map.getBounds();
+  const [west, south] = unproject(b.getWest(), b.getSouth());
+  const [east, north] = unproject(b.getEast(), b.getNorth());
+  return [Math.max(-180, west), Math.max(-90, south), Math.min(180, east), Math.min(90, north)];
+}
+
+// --- the people picker ------------------------------------------------------------
+function chosenIds() {
+  return $("replay-people").value.split(",").map(Number).filter((n) => Number.isInteger(n) && n > 0);
+}
+
+function setChosen(ids) {
+  $("replay-people").value = ids.join(",");
+  renderChosen();
+}
+
+function renderChosen() {
+  const box = $("replay-chosen");
+  box.replaceChildren();
+  for (const id of chosenIds()) {
+    const chip = el("span", "chip", names.get(id) || `#${id}`);
+    chip.dataset.person = String(id);
+    const remove = el("button", null, "×");
+    remove.type = "button";
+    remove.setAttribute("aria-label", tr("replay.remove_person", { name: names.get(id) || `#${id}` }));
+    remove.addEventListener("click", () => setChosen(chosenIds().filter((n) => n !== id)));
+    chip.append(remove);
+    box.append(chip);
+  }
+}
+
+let searchTimer = null;
+async function searchPeople() {
+  const q = $("replay-person-search").value.trim();
+  const list = $("replay-person-results");
+  if (!q) {
+    list.hidden = true;
+    return;
+  }
+  const answer = await getJson(`/api/v1/people?${new URLSearchParams({ q, per_page: "8", active: "true" })}`);
+  if ($("replay-person-search").value.trim() !== q) return; // typed on meanwhile
+  list.replaceChildren();
+  for (const person of answer.people) {
+    const row = el("li", null);
+    row.tabIndex = 0;
+    row.dataset.person = String(person.id);
+    const dot = el("span", "role-dot");
+    dot.style.background = roleColor(person.role);
+    row.append(dot, el("strong", null, person.name), el("span", "muted small", person.unit_name || roleName(person.role)));
+    const choose = () => {
+      names.set(person.id, person.name);
+      setChosen([...new Set([...chosenIds(), person.id])]);
+      $("replay-person-search").value = "";
+      list.hidden = true;
+    };
+    row.addEventListener("click", choose);
+    row.addEventListener("keydown", (event) => event.key === "Enter" && choose());
+    list.append(row);
+  }
+  if (!answer.people.length) list.append(el("li", "muted small", tr("none")));
+  list.hidden = false;
+  document.body.dataset.peopleFound = String(answer.people.length);
 }
 
 function wire() {
@@ -406,6 +654,10 @@ function wire() {
     readScopeControls();
     setPlaying(false);
     loadReplay();
+  });
+  $("replay-person-search").addEventListener("input", () => {
+    clearTimeout(searchTimer);
+    searchTimer = setTimeout(() => searchPeople().catch((error) => setStatus(tr("replay.failed", { error: error.message }))), 200);
   });
   const slider = $("replay-slider");
   slider.addEventListener("input", () => setTime(Number(slider.value)));
@@ -429,22 +681,32 @@ function wire() {
     });
   }
   $("replay-card-close").addEventListener("click", () => select(null));
-  $("near-toggle").addEventListener("click", () => setNearPicking(!nearPicking));
+  $("near-toggle").addEventListener("click", () => {
+    stopAreaDrawing();
+    setNearPicking(!nearPicking);
+  });
+  $("near-area").addEventListener("click", () => (drawingArea ? stopAreaDrawing() : startAreaDrawing()));
   for (const id of ["near-radius", "near-window"]) {
-    $(id).addEventListener("change", () => nearPoint && searchNear(...nearPoint));
+    $(id).addEventListener("change", () => nearPlace && searchNear(nearPlace));
   }
   document.addEventListener("keydown", (event) => {
     if (event.key === "Escape" && nearPicking) setNearPicking(false);
+    if (event.key === "Escape" && drawingArea) stopAreaDrawing();
   });
   map.on("click", (event) => {
+    if (drawingArea) return; // terra-draw takes the clicks
     if (nearPicking) {
       setNearPicking(false);
       const [lon, lat] = unproject(event.lngLat.lng, event.lngLat.lat);
-      searchNear(lon, lat);
+      searchNear({ lon, lat });
       return;
     }
     const hit = map.queryRenderedFeatures(event.point, { layers: ["replay-people"] })[0];
     select(hit ? hit.properties.id : null);
+  });
+  // Zoomed in past what the loaded thinning can show: fetch finer fixes, keeping t.
+  map.on("zoomend", () => {
+    if (loadedStep !== null && stepForZoom(map.getZoom()) < loadedStep) loadReplay({ fit: false });
   });
   map.on("mouseenter", "replay-people", () => {
     if (!nearPicking) map.getCanvas().style.cursor = "pointer";
@@ -462,6 +724,8 @@ window.__replay = {
   drawn: () => Object.fromEntries(drawn),
   setTime: (t) => setTime(t),
   time: () => state.t,
+  step: () => loadedStep,
+  frameTimes: () => ({ frames: [...frameTimes], draws: [...drawTimes] }),
   state: () => ({ ...state, from: state.from.toISOString(), to: state.to.toISOString() }),
   screenPoint: (lon, lat) => {
     const p = map.project(project(lon, lat));
@@ -474,8 +738,10 @@ async function start() {
   readUrl();
   wire();
   await base.ready;
+  performance.mark("replay:map-ready");
   addLayers();
   await loadUnits();
+  performance.mark("replay:units");
   fillControls();
   requestAnimationFrame(frame);
   await loadReplay();

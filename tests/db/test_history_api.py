@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 import random
 from datetime import UTC, datetime, timedelta
 
@@ -196,6 +198,10 @@ def test_timeline_of_a_real_hike_finds_the_labelled_stops(
         ("/api/v1/replay", {**WINDOW, "person_ids": "1,x"}, "person_ids"),
         ("/api/v1/replay", WINDOW, "unit_id"),
         ("/api/v1/replay", {"from": WINDOW["to"], "to": WINDOW["from"], "unit_id": 1}, "from"),
+        ("/api/v1/replay", {**WINDOW, "unit_id": 1, "step_s": "0"}, "step_s"),
+        ("/api/v1/replay", {**WINDOW, "person_ids": "1", "bbox": "1,2,3"}, "bbox"),
+        ("/api/v1/replay", {**WINDOW, "person_ids": "1", "bbox": "3,2,1,4"}, "bbox"),
+        ("/api/v1/replay", {**WINDOW, "unit_id": 1, "step_s": "x"}, "step_s"),
     ],
 )
 def test_bad_parameters_give_400_naming_the_field(client, make_user, path, params, field):
@@ -212,3 +218,135 @@ def test_bad_timeline_date_gives_400(client, make_phone, make_user):
     assert client.get(url, query_string={"date": "2026-13-01"}).json["error"].startswith("date:")
     long = {"from": "2026-01-01T00:00:00Z", "to": "2026-03-01T00:00:00Z"}
     assert client.get(url, query_string=long).json["error"].startswith("to:")
+
+
+def decoded(person: dict) -> list[tuple[float, float, float]]:
+    """Return a replay person's delta columns as (t, lat, lon), as the page decodes them."""
+    rows, t, lat, lon = [], 0, 0, 0
+    for dt, dlat, dlon in zip(person["t"], person["lat"], person["lon"], strict=True):
+        t, lat, lon = t + dt, lat + dlat, lon + dlon
+        rows.append((t, lat / 1e6, lon / 1e6))
+    return rows
+
+
+def test_replay_columns_decode_to_the_stored_fixes_and_thin_by_slot(
+    app, client, make_phone, make_user
+):
+    phone = make_phone()
+    # A fix every 5 s for 10 minutes, walking north; one inaccurate fix among them.
+    fixes = [
+        (T0 + timedelta(seconds=5 * i), LAT0 + i * 0.00004, LON0, 150.0 if i == 7 else 5.0)
+        for i in range(120)
+    ]
+    store_fixes(app, phone, fixes)
+    login(client, make_user)
+    window = {"from": T0.isoformat(), "to": (T0 + timedelta(minutes=10)).isoformat()}
+    query = {**window, "person_ids": str(phone.person_id)}
+
+    every = client.get("/api/v1/replay", query_string=query).json
+    assert every["encoding"] == "delta" and every["step_s"] == 1
+    kept = [(ts, lat, lon) for ts, lat, lon, acc in fixes if acc <= 100]
+    got = decoded(every["people"][0])
+    assert [t for t, _, _ in got] == [round((ts - T0).total_seconds()) for ts, _, _ in kept]
+    for (_, lat, lon), (_, want_lat, want_lon) in zip(got, kept, strict=True):
+        assert (lat, lon) == pytest.approx((want_lat, want_lon), abs=5e-7)
+
+    # Thinned to 30 s: the first accurate fix of each 30-second slot (T0 is on a slot edge).
+    thinned = client.get("/api/v1/replay", query_string={**query, "step_s": 30}).json
+    slots: dict[int, datetime] = {}
+    for ts, _, _ in kept:
+        slots.setdefault(int((ts - T0).total_seconds()) // 30, ts)
+    times = [t for t, _, _ in decoded(thinned["people"][0])]
+    assert times == [round((ts - T0).total_seconds()) for ts in slots.values()]
+    assert times[:3] == [0, 30, 60]
+
+
+def test_a_month_of_timeline_sends_every_stop_but_a_thinned_series(
+    app, client, make_phone, make_user, monkeypatch
+):
+    from tracker.api import history
+
+    monkeypatch.setattr(history, "MAX_SERIES_POINTS", 20)
+    phone = make_phone()
+    # Two days, one fix a minute for two hours each: 240 fixes.
+    fixes = [
+        (T0 + timedelta(days=d, minutes=i), LAT0 + i * 0.0005, LON0, 5.0)
+        for d in range(2)
+        for i in range(120)
+    ]
+    store_fixes(app, phone, fixes)
+    login(client, make_user)
+    url = f"/api/v1/people/{phone.person_id}/timeline"
+    span = {"from": T0.isoformat(), "to": (T0 + timedelta(days=3)).isoformat()}
+    month = client.get(url, query_string=span).json
+    assert month["series_every"] == 12
+    assert len(month["series"]["t"]) == len(month["track"]["coordinates"]) == 20
+    one_day = client.get(url, query_string={"date": "2026-03-02"}).json
+    assert one_day["series_every"] == 1
+    # The distance comes from every fix (a straight walk each day, and the way back to the
+    # start overnight), not from the thinned track.
+    g = Geodesic.WGS84
+    every_fix = math.fsum(
+        g.Inverse(a[1], a[2], b[1], b[2])["s12"] for a, b in zip(fixes, fixes[1:], strict=False)
+    )
+    assert month["distance_m"] == pytest.approx(every_fix, rel=0.001)
+
+
+def test_near_an_area_equals_a_brute_force_point_in_polygon_check(
+    app, client, make_phone, make_user
+):
+    from shapely.geometry import Point, Polygon
+
+    phones = [make_phone(name=f"area-{i}") for i in range(3)]
+    tracks = {p.person_id: wander(20 + i, LAT0, LON0, 0.004) for i, p in enumerate(phones)}
+    for phone in phones:
+        store_fixes(app, phone, tracks[phone.person_id])
+    login(client, make_user)
+    # A triangle around the centre, about 500 m a side.
+    ring = [(LON0 - 0.003, LAT0 - 0.002), (LON0 + 0.003, LAT0 - 0.002), (LON0, LAT0 + 0.003)]
+    area = Polygon(ring)
+    start, end = T0, T0 + timedelta(hours=2)
+    geojson = {"type": "Polygon", "coordinates": [[*map(list, ring), list(ring[0])]]}
+    response = client.get(
+        "/api/v1/near",
+        query_string={
+            "area": json.dumps(geojson),
+            "from": start.isoformat(),
+            "to": end.isoformat(),
+        },
+    )
+    assert response.status_code == 200, response.json
+    expected = {}
+    for person_id, fixes in tracks.items():
+        inside = [ts for ts, la, lo, acc in fixes if acc <= 100 and area.contains(Point(lo, la))]
+        if inside:
+            expected[person_id] = (min(inside), max(inside))
+    got = {p["person_id"]: p for p in response.json["people"] if p["person_id"] in tracks}
+    assert expected and set(got) == set(expected)
+    for person_id, (entered, left) in expected.items():
+        assert datetime.fromisoformat(got[person_id]["entered"]) == entered
+        assert datetime.fromisoformat(got[person_id]["left"]) == left
+        assert got[person_id]["closest_m"] == 0
+
+
+@pytest.mark.parametrize(
+    ("area", "rule"),
+    [
+        ("not json", "must be a GeoJSON Polygon"),
+        ('{"type": "Point", "coordinates": [121, 31]}', "must be a GeoJSON Polygon"),
+        (
+            '{"type": "Polygon", "coordinates": [[[121, 31], [122, 31], [122, 32], [121, 31]]]}',
+            "at most 0.5° across",
+        ),
+        (
+            '{"type": "Polygon", "coordinates":'
+            " [[[121, 31], [121.01, 31.01], [121.01, 31], [121, 31.01], [121, 31]]]}",
+            "not a valid polygon",
+        ),
+    ],
+)
+def test_a_bad_area_gives_400_naming_the_rule(client, make_user, area, rule):
+    login(client, make_user)
+    response = client.get("/api/v1/near", query_string={"area": area, **WINDOW})
+    assert response.status_code == 400
+    assert response.json["error"].startswith("area:") and rule in response.json["error"]

@@ -18,6 +18,7 @@ from tracker.models import (
     LatestPosition,
     Person,
     Position,
+    ReportPersonDay,
 )
 
 
@@ -111,6 +112,17 @@ def test_erasure_removes_whereabouts_pseudonymises_and_is_recorded(app, make_use
             .returning(Incident.id)
         ).scalar_one()
         audit.record("person.update", "person", phone.person_id, {"name": "张三丰"}, {})
+        # A report's stored person-day, which keeps that day's track.
+        session.execute(
+            insert(ReportPersonDay).values(
+                person_id=phone.person_id,
+                day=datetime.now(UTC).date(),
+                inputs_key="k" * 64,
+                figures={},
+                grid_steps={},
+                track="SRID=4326;MULTILINESTRING((116.4 39.9, 116.41 39.91))",
+            )
+        )
         session.commit()
     admin = login(app, make_user)
     wrong = admin.post(f"/api/v1/people/{phone.person_id}/erase", json={"confirm": 1})
@@ -123,7 +135,7 @@ def test_erasure_removes_whereabouts_pseudonymises_and_is_recorded(app, make_use
     pseudonym = f"erased-{phone.person_id}"
     with app.app_context():
         session = db.session
-        for table in (Position, LatestPosition, Alert, Device):
+        for table in (Position, LatestPosition, Alert, Device, ReportPersonDay):
             left = session.execute(
                 select(func.count()).select_from(table).where(table.person_id == phone.person_id)
             ).scalar()

@@ -219,8 +219,17 @@ def test_play_advances_time_and_the_link_is_on_the_live_map(server, browser, rep
     errors: list[str] = []
     page.on("console", lambda m: m.type == "error" and errors.append(m.text))
     try:
-        # Narrow to chosen people with the form: only the walker is replayed.
-        page.fill("#replay-people", str(replay_scene["walker"]))
+        # Narrow to chosen people with the picker: only the walker is replayed. The
+        # outsider (another street) is never offered.
+        page.fill("#replay-person-search", "Outsider")
+        wait_until(page, "document.body.dataset.peopleFound === '0'")
+        page.fill("#replay-person-search", "Zhang Wei")
+        wait_until(page, "document.body.dataset.peopleFound === '1'")
+        page.click(f'#replay-person-results li[data-person="{replay_scene["walker"]}"]')
+        chips = page.eval_on_selector_all(
+            "#replay-chosen .chip", "cs => cs.map(c => c.dataset.person)"
+        )
+        assert chips == [str(replay_scene["walker"])]
         page.click("#replay-load")
         wait_until(page, "location.search.includes('people=')")
         wait_until(page, "document.body.dataset.replayLoaded")
@@ -243,5 +252,61 @@ def test_play_advances_time_and_the_link_is_on_the_live_map(server, browser, rep
         )
         assert span == 7200
         assert errors == []
+    finally:
+        page.context.close()
+
+
+def test_an_area_drawn_on_the_replay_finds_who_was_inside(server, browser, replay_scene):
+    scene = replay_scene
+    page = open_replay(browser, server.url, scene, "zh-CN")
+    try:
+        page.evaluate(f"window.__replay.setTime({LEAD_S + 60})")
+        at(page, LEAD_S + 60)
+        page.evaluate("window.__replay.map.jumpTo({center: [116.401, 39.9005], zoom: 15})")
+        page.wait_for_timeout(300)
+        page.click("#near-area")
+        assert page.is_visible("#near-area-hint")
+        # A square of about 170 m round the walker's corner: the sitter is 2 km away.
+        corners = [(116.400, 39.8998), (116.402, 39.8998), (116.402, 39.9012), (116.400, 39.9012)]
+        for lon, lat in [*corners, corners[0]]:
+            point = page.evaluate(
+                "([lon, lat]) => window.__replay.screenPoint(lon, lat)", [lon, lat]
+            )
+            page.mouse.click(*point)
+            page.wait_for_timeout(150)
+        wait_until(page, "document.body.dataset.nearLoaded")
+        rows = page.eval_on_selector_all(
+            "#near-list .near-row", "rows => rows.map(r => r.dataset.person)"
+        )
+        assert rows == [str(scene["walker"])]
+        drawn_area = page.evaluate("window.__replay.map.getSource('replay-near').serialize().data")
+        ring = drawn_area["features"][0]["geometry"]["coordinates"][0]
+        assert len(ring) == 5
+        for (lon, lat), want in zip(ring, [*corners, corners[0]], strict=True):
+            assert (lon, lat) == pytest.approx(want, abs=2e-5)  # a click is a pixel, ~2 m here
+        assert page.get_attribute("#near-area", "aria-pressed") == "false"
+    finally:
+        page.context.close()
+
+
+def test_only_people_seen_in_the_view_are_replayed(server, browser, replay_scene):
+    scene = replay_scene
+    page = open_replay(browser, server.url, scene, "en-US")
+    try:
+        # Zoom onto the walker's corner (the sitter is 2 km away), then narrow to the view.
+        page.evaluate("window.__replay.map.jumpTo({center: [116.401, 39.9005], zoom: 16})")
+        page.check("#replay-viewport")
+        page.click("#replay-load")
+        wait_until(page, "location.search.includes('view=')")
+        wait_until(page, "document.body.dataset.replayLoaded")
+        everyone = page.evaluate("Object.keys(window.__replay.positionsAt(600)).map(Number)")
+        assert everyone == [scene["walker"]]
+        # The shared link keeps the view: a reload replays the same people.
+        page.reload()
+        wait_until(page, "window.__replay && window.__replay.ready", 20)
+        wait_until(page, "document.body.dataset.replayLoaded", 20)
+        assert page.is_checked("#replay-viewport")
+        everyone = page.evaluate("Object.keys(window.__replay.positionsAt(600)).map(Number)")
+        assert everyone == [scene["walker"]]
     finally:
         page.context.close()

@@ -9,7 +9,7 @@ import gpxpy
 import pytest
 from geographiclib.geodesic import Geodesic
 
-from tracker.history.filter import Fix, Rules, filter_fixes
+from tracker.history.filter import Fix, Rules, consecutive_m, filter_fixes, metres_between
 from tracker.history.stops import detect_stops
 from tracker.history.timeline import build_timeline
 
@@ -126,3 +126,26 @@ def test_no_fixes_gives_an_empty_timeline():
 def test_a_stay_shorter_than_the_minimum_is_no_stop():
     fixes = [Fix(T0 + 5 * i, LAT0, LON0) for i in range(50)]  # 245 s
     assert detect_stops(fixes, 50, 300) == []
+
+
+def test_the_fast_short_distance_agrees_with_the_geodesic_to_a_tenth_of_a_millimetre():
+    rng = random.Random(11)
+    g = Geodesic.WGS84
+    for _ in range(2_000):
+        lat, lon = rng.uniform(-85, 85), rng.uniform(-179.9, 179.9)
+        # Neighbours as fixes are (short), and points far apart (PROJ's geodesic).
+        reach = rng.choice([0.0001, 0.001, 0.0199, 0.5, 20.0])
+        lat2 = max(-89.9, min(89.9, lat + rng.uniform(-reach, reach)))
+        lon2 = lon + rng.uniform(-reach, reach)
+        expected = g.Inverse(lat, lon, lat2, lon2)["s12"]
+        assert metres_between(lat, lon, lat2, lon2) == pytest.approx(expected, abs=1e-4)
+
+
+def test_consecutive_distances_in_one_call_equal_the_pairwise_ones():
+    fixes = walk_stand_walk()[:50]
+    expected = [
+        Geodesic.WGS84.Inverse(a.lat, a.lon, b.lat, b.lon)["s12"]
+        for a, b in zip(fixes, fixes[1:], strict=False)
+    ]
+    assert consecutive_m(fixes) == pytest.approx(expected, abs=1e-6)
+    assert consecutive_m(fixes[:1]) == []

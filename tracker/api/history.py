@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import math
+import time
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, abort, current_app, jsonify, request
+import orjson
+from flask import Blueprint, Response, abort, current_app, jsonify, request
 from flask_login import current_user, login_required
+from shapely.errors import GEOSException
+from shapely.geometry import Polygon, shape
+from shapely.validation import explain_validity
 from werkzeug.exceptions import HTTPException
 
 from .. import audit, store
@@ -21,6 +27,9 @@ bp = Blueprint("history", __name__, url_prefix="/api/v1")
 bp.register_error_handler(HTTPException, json_error)
 
 MAX_TIMELINE = timedelta(days=31)
+# A range longer than a day sends its series and track thinned to about this many points
+# (stops, trips and distances always come from every kept fix).
+MAX_SERIES_POINTS = 5_000
 MAX_WINDOW = timedelta(hours=24)
 
 
@@ -57,11 +66,6 @@ def _settings() -> Settings:
     return Settings.from_config(current_app.config)
 
 
-def _as_fixes(rows: Any) -> list[Fix]:
-    """Return stored rows (ts, lat, lon, accuracy_m, speed_mps) as fixes."""
-    return [Fix(r.ts.timestamp(), r.lat, r.lon, r.accuracy_m, r.speed_mps) for r in rows]
-
-
 def _iso(t: float, zone: ZoneInfo) -> str:
     """Return epoch seconds as ISO-8601 in the server's history time zone."""
     return datetime.fromtimestamp(t, zone).isoformat()
@@ -86,18 +90,31 @@ def timeline(person_id: int):
     audit.record_read(
         "timeline.read", "person", person_id, {"from": start.isoformat(), "to": end.isoformat()}
     )
-    rows = db.session.execute(store.history.fixes(current_user, person_id, start, end))
-    result = build_timeline(_as_fixes(rows), _settings())
-    return jsonify(_timeline_json(person_id, start, end, result, zone))
+    fixes = store.history.read_fixes(
+        db.session, store.history.fix_tuples(current_user, person_id, start, end)
+    )
+    result = build_timeline(fixes, _settings())
+    thin = end - start > timedelta(days=1)
+    return _json(_timeline_json(person_id, start, end, result, zone, thin))
+
+
+def _json(body: dict[str, Any]) -> Response:
+    """Return a large JSON answer encoded by orjson (jsonify took a fifth of a month's time)."""
+    return Response(orjson.dumps(body), mimetype="application/json")
 
 
 def _timeline_json(
-    person_id: int, start: datetime, end: datetime, result: Timeline, zone: ZoneInfo
+    person_id: int,
+    start: datetime,
+    end: datetime,
+    result: Timeline,
+    zone: ZoneInfo,
+    thin: bool,
 ) -> dict[str, Any]:
-    """Return a timeline as the endpoint's JSON."""
+    """Return a timeline as the endpoint's JSON; `thin` thins the series and the track."""
     stops = []
-    for stop in result.stops:
-        grid = store.history.grid_at(db.session, stop.lat, stop.lon)
+    grids = store.history.grids_at(db.session, [(s.lat, s.lon) for s in result.stops])
+    for stop, grid in zip(result.stops, grids, strict=True):
         stops.append(
             {
                 "lat": round(stop.lat, 6),
@@ -110,6 +127,9 @@ def _timeline_json(
             }
         )
     fixes = result.fixes
+    every = max(1, math.ceil(len(fixes) / MAX_SERIES_POINTS)) if thin else 1
+    if every > 1:
+        fixes = fixes[::every]
     return {
         "person_id": person_id,
         "from": start.isoformat(),
@@ -117,6 +137,7 @@ def _timeline_json(
         "distance_m": round(result.distance_m, 1),
         "raw_distance_m": round(result.filtered.raw_distance_m, 1),
         "dropped": result.filtered.dropped,
+        "series_every": every,
         "stops": stops,
         "trips": [
             {
@@ -143,16 +164,22 @@ def _timeline_json(
 @bp.get("/near")
 @login_required
 def near():
-    """Return the people in scope who were within radius_m of a point in a window."""
-    lat = _number("lat", -90, 90)
-    lon = _number("lon", -180, 180)
-    radius_m = _number("radius_m", 1, 5000)
+    """Return the people in scope who were within radius_m of a point or an area."""
+    if "area" in request.args:
+        area = _area()
+        place_wkt, bounds = area.wkt, area.bounds
+        radius_m = _number("radius_m", 0, 5000) if "radius_m" in request.args else 0.0
+    else:
+        lat = _number("lat", -90, 90)
+        lon = _number("lon", -180, 180)
+        place_wkt, bounds = f"POINT({lon!r} {lat!r})", (lon, lat, lon, lat)
+        radius_m = _number("radius_m", 1, 5000)
     start, end = _window(MAX_WINDOW)
     rows = db.session.execute(
         store.history.people_near(
             current_user,
-            lat,
-            lon,
+            place_wkt,
+            bounds,
             radius_m,
             start,
             end,
@@ -165,8 +192,7 @@ def near():
         "place",
         None,
         {
-            "lat": lat,
-            "lon": lon,
+            "place": place_wkt,
             "radius_m": radius_m,
             "from": start.isoformat(),
             "to": end.isoformat(),
@@ -188,6 +214,31 @@ def near():
     )
 
 
+MAX_AREA_VERTICES = 500
+MAX_AREA_DEG = 0.5  # about 50 km: a district, not a province
+
+
+def _area() -> Polygon:
+    """Return the `area` parameter (a GeoJSON Polygon, WGS-84) or 400 naming the rule."""
+    try:
+        geometry = json.loads(request.args["area"])
+        area = shape(geometry)
+    except (ValueError, TypeError, KeyError, AttributeError, IndexError, GEOSException):
+        abort(400, description="area: must be a GeoJSON Polygon")
+    if not isinstance(area, Polygon) or area.is_empty:
+        abort(400, description="area: must be a GeoJSON Polygon")
+    if len(area.exterior.coords) + sum(len(r.coords) for r in area.interiors) > MAX_AREA_VERTICES:
+        abort(400, description=f"area: at most {MAX_AREA_VERTICES} vertices")
+    west, south, east, north = area.bounds
+    if not (west >= -180 and east <= 180 and south >= -90 and north <= 90):
+        abort(400, description="area: coordinates must be longitude, latitude in degrees")
+    if east - west > MAX_AREA_DEG or north - south > MAX_AREA_DEG:
+        abort(400, description=f"area: at most {MAX_AREA_DEG:g}° across")
+    if not area.is_valid:
+        abort(400, description=f"area: not a valid polygon ({explain_validity(area)})")
+    return area
+
+
 def _person_ids() -> list[int] | None:
     """Return the person_ids parameter as ids, or 400 naming it."""
     value = request.args.get("person_ids")
@@ -205,22 +256,79 @@ def _person_ids() -> list[int] | None:
 @bp.get("/replay")
 @login_required
 def replay():
-    """Return filtered fixes of a unit's or chosen people's in columns per person."""
+    """Return the filtered fixes of a unit's or chosen people's, thinned, in delta columns."""
     start, end = _window(MAX_WINDOW)
+    step_s = _integer("step_s", 1, 600) if "step_s" in request.args else 1
     unit_id: int | None = None
     if "unit_id" in request.args:
-        try:
-            unit_id = int(request.args["unit_id"])
-        except ValueError:
-            abort(400, description="unit_id: must be an integer")
+        unit_id = _integer("unit_id", 1, 2**31 - 1)
         if not store.scope.unit_in_scope(db.session, current_user, unit_id):
             abort(404, description="unit: not found")
     person_ids = _person_ids()
     if unit_id is None and person_ids is None:
         abort(400, description="unit_id: or person_ids is required")
+    seen_in = (_bbox(), start, end) if "bbox" in request.args else None
     people = db.session.execute(
-        store.history.replay_people(current_user, unit_id, person_ids)
+        store.history.replay_people(current_user, unit_id, person_ids, seen_in)
     ).all()
+    _audit_replay(start, end, unit_id, [p.id for p in people])
+    rules = _settings().rules
+    by_person = (
+        store.history.read_person_fixes(
+            db.session,
+            store.history.replay_fixes(
+                [p.id for p in people], start, end, step_s, rules.max_accuracy_m
+            ),
+        )
+        if people
+        else {}
+    )
+    origin = start.timestamp()
+    out = [
+        {
+            "person_id": person.id,
+            "name": person.name,
+            "role": person.role,
+            **_delta_columns(filter_fixes(by_person.get(person.id, []), rules).fixes, origin),
+        }
+        for person in people
+    ]
+    return _json(
+        {
+            "from": start.isoformat(),
+            "to": end.isoformat(),
+            "step_s": step_s,
+            "encoding": "delta",
+            "people": out,
+        }
+    )
+
+
+# The replay page fetches one range in pieces (an hour each, and again when zooming in):
+# the trail gets one row per range viewed, not one per piece. The page names the whole
+# range in range_from/range_to; a piece outside the range it names, or a range of more
+# than a day, is refused, so the row always covers what was read. Remembered per process
+# for REPLAY_AUDIT_SPAN_S: a second process, or a later look, adds a row of its own.
+REPLAY_AUDIT_SPAN_S = 600.0
+_replays_recorded: dict[tuple[Any, ...], float] = {}
+
+
+def _audit_replay(
+    start: datetime, end: datetime, unit_id: int | None, person_ids: list[int]
+) -> None:
+    """Record a replay read once per viewer, selection and whole range (see above)."""
+    whole_from = parse_time("range_from", start)
+    whole_to = parse_time("range_to", end)
+    if not (whole_from <= start and end <= whole_to):
+        abort(400, description="range_from: and range_to must hold from and to")
+    if whole_to - whole_from > MAX_WINDOW:
+        abort(400, description="range_to: at most 24 h after range_from")
+    now = time.monotonic()
+    key = (current_user.id, unit_id, tuple(person_ids), whole_from, whole_to)
+    for old in [k for k, at in _replays_recorded.items() if now - at > REPLAY_AUDIT_SPAN_S]:
+        del _replays_recorded[old]
+    if key in _replays_recorded:
+        return
     # A replay of chosen people names each of them in person_ids, where a search of the
     # trail by person finds it.
     audit.record_read(
@@ -228,30 +336,51 @@ def replay():
         "unit" if unit_id is not None else "person",
         unit_id,
         {
-            "from": start.isoformat(),
-            "to": end.isoformat(),
-            "person_ids": [p.id for p in people],
+            "from": whole_from.isoformat(),
+            "to": whole_to.isoformat(),
+            "person_ids": person_ids,
         },
     )
-    fixes_by_person: dict[int, list[Fix]] = {p.id: [] for p in people}
-    if people:
-        for r in db.session.execute(store.history.replay_fixes(list(fixes_by_person), start, end)):
-            fixes_by_person[r.person_id].append(
-                Fix(r.ts.timestamp(), r.lat, r.lon, r.accuracy_m, r.speed_mps)
-            )
-    rules = _settings().rules
-    origin = start.timestamp()
-    out = []
-    for person in people:
-        kept = filter_fixes(fixes_by_person[person.id], rules).fixes
-        out.append(
-            {
-                "person_id": person.id,
-                "name": person.name,
-                "role": person.role,
-                "t": [round(f.t - origin, 3) for f in kept],
-                "lon": [round(f.lon, 6) for f in kept],
-                "lat": [round(f.lat, 6) for f in kept],
-            }
-        )
-    return jsonify({"from": start.isoformat(), "to": end.isoformat(), "people": out})
+    _replays_recorded[key] = now
+
+
+def _bbox() -> tuple[float, float, float, float]:
+    """Return the `bbox` parameter (west,south,east,north in degrees) or 400 naming the rule."""
+    try:
+        west, south, east, north = (float(v) for v in request.args["bbox"].split(","))
+    except ValueError:
+        abort(400, description="bbox: must be west,south,east,north in degrees")
+    if not (-180 <= west < east <= 180 and -90 <= south < north <= 90):
+        abort(400, description="bbox: needs west < east and south < north, in degrees")
+    return west, south, east, north
+
+
+def _integer(name: str, low: int, high: int) -> int:
+    """Return a required integer parameter within [low, high], or 400 naming it."""
+    try:
+        value = int(request.args.get(name, ""))
+    except ValueError:
+        abort(400, description=f"{name}: must be an integer")
+    if not low <= value <= high:
+        abort(400, description=f"{name}: must be between {low} and {high}")
+    return value
+
+
+def _delta_columns(fixes: list[Fix], origin: float) -> dict[str, list[int]]:
+    """Return fixes as delta-encoded integer columns (docs/history.md, "Replay data").
+
+    `t` is whole seconds since the range's start, `lat` and `lon` are millionths of a
+    degree (0.11 m); each column holds its first value, then the difference from the
+    previous one. Walking at 5 s a fix is then about ten characters of JSON, not forty.
+    """
+    columns: dict[str, list[int]] = {"t": [], "lat": [], "lon": []}
+    last_t = last_lat = last_lon = 0
+    for fix in fixes:
+        t = round(fix.t - origin)
+        lat = round(fix.lat * 1_000_000)
+        lon = round(fix.lon * 1_000_000)
+        columns["t"].append(t - last_t)
+        columns["lat"].append(lat - last_lat)
+        columns["lon"].append(lon - last_lon)
+        last_t, last_lat, last_lon = t, lat, lon
+    return columns

@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 PEOPLE_PER_READ = 200
 # Part of every kept figure's key: bump it when the computation changes (the history
 # filter and stops, or this package), so that kept rows are computed again.
-FIGURES_VERSION = 1
+FIGURES_VERSION = 2  # 2: tracker/history measures short distances without PROJ
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,12 +220,11 @@ def compute(
             ]
             fixes: dict[int, list[Fix]] = {p.id: [] for p in misses}
             if misses:
-                for r in session.execute(
-                    store.history.replay_fixes(list(fixes), day_start, day_end)
-                ):
-                    fixes[r.person_id].append(
-                        Fix(r.ts.timestamp(), r.lat, r.lon, r.accuracy_m, r.speed_mps)
+                fixes.update(
+                    store.history.read_person_fixes(
+                        session, store.history.replay_fixes(list(fixes), day_start, day_end)
                     )
+                )
             computed_now = []
             for person in batch:
                 if person.id in fixes:

@@ -10,11 +10,13 @@ Trips are the movement between stops.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .filter import Fix, distance_m
+from .filter import Fix, consecutive_m, distance_m, metres_between
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,10 +89,18 @@ def detect_stops(fixes: Sequence[Fix], radius_m: float = 50.0, min_s: float = 30
         The stops, oldest first; they never overlap.
     """
     stops: list[Stop] = []
+    # This scan measures distances from each fix onwards, the hottest loop of a month's
+    # timeline. The path walked from fix i bounds the straight distance from it (triangle
+    # inequality), so the fixes whose path from i is within the radius are within it
+    # without measuring; only the ones beyond are measured.
+    lats = [f.lat for f in fixes]
+    lons = [f.lon for f in fixes]
+    walked = list(itertools.accumulate(consecutive_m(fixes), initial=0.0))
     i, n = 0, len(fixes)
     while i < n:
-        j = i + 1
-        while j < n and distance_m(fixes[i], fixes[j]) <= radius_m:
+        j = max(i + 1, bisect.bisect_right(walked, walked[i] + radius_m, lo=i + 1))
+        lat, lon = lats[i], lons[i]
+        while j < n and metres_between(lat, lon, lats[j], lons[j]) <= radius_m:
             j += 1
         if fixes[j - 1].t - fixes[i].t >= min_s:
             stops.append(_stop(fixes, i, j - 1, radius_m, min_s))

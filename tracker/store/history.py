@@ -1,17 +1,22 @@
-"""History queries: a person's fixes, who was near a point, replay data; all scoped."""
+"""History queries: a person's fixes, who was near a place, replay data; all scoped."""
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Float, Select, cast, func, select, text
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.orm import Session
 
+from ..history.filter import Fix
 from ..models import Person, Position, Unit, User
 from .scope import bbox_filter, in_scope
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def fixes(user: User, person_id: int, start: datetime, end: datetime) -> Select[Any]:
@@ -44,6 +49,49 @@ def fixes(user: User, person_id: int, start: datetime, end: datetime) -> Select[
     )
 
 
+def fix_tuples(user: User, person_id: int, start: datetime, end: datetime) -> Select[Any]:
+    """Return a select of a visible person's fixes in time order, as history.Fix fields.
+
+    The time comes as epoch seconds: parsing a timestamp per row was a third of the cost
+    of a month's timeline.
+
+    Args:
+        user: the staff account; a person outside its scope gives no rows.
+        person_id: whose fixes.
+        start: first instant included.
+        end: first instant excluded.
+
+    Returns:
+        A select() of t (epoch s), lat, lon, accuracy_m, speed_mps.
+    """
+    return (
+        select(
+            _epoch(Position.ts),
+            func.ST_Y(Position.geom).label("lat"),
+            func.ST_X(Position.geom).label("lon"),
+            Position.accuracy_m,
+            Position.speed_mps,
+        )
+        .where(
+            Position.person_id == person_id,
+            Position.ts >= start,
+            Position.ts < end,
+            in_scope(user, Position.person_id),
+        )
+        .order_by(Position.ts)
+    )
+
+
+def read_fixes(session: Session, stmt: Select[Any]) -> list[Fix]:
+    """Run a select of Fix fields (fix_tuples()) and return its rows as fixes."""
+    return list(map(Fix._make, _driver_rows(session, stmt)))
+
+
+def _epoch(ts: Any) -> Any:
+    """Return a timestamp column as epoch seconds (double precision)."""
+    return cast(func.extract("epoch", ts), Float).label("t")
+
+
 def _degrees_around(lat: float, lon: float, radius_m: float) -> tuple[float, float, float, float]:
     """Return a lon/lat box that surely holds every point within radius_m of (lat, lon)."""
     # 1 % and 1 m of margin over a spherical degree; the exact test is ST_DWithin.
@@ -56,14 +104,14 @@ def _degrees_around(lat: float, lon: float, radius_m: float) -> tuple[float, flo
 
 def people_near(
     user: User,
-    lat: float,
-    lon: float,
+    place_wkt: str,
+    bounds: tuple[float, float, float, float],
     radius_m: float,
     start: datetime,
     end: datetime,
     max_accuracy_m: float | None = None,
 ) -> Select[Any]:
-    """Return a select of the visible people who were within radius_m of a point.
+    """Return a select of the visible people who were within radius_m of a place.
 
     The time bounds on `ts` (the partition key) limit the read to the window's
     partitions; a lon/lat box on the GiST index narrows the rows before the exact
@@ -71,9 +119,9 @@ def people_near(
 
     Args:
         user: the staff account; people outside its scope never appear.
-        lat: the point's latitude.
-        lon: the point's longitude.
-        radius_m: how near, geodesic metres.
+        place_wkt: a point or an area (polygon), WGS-84 WKT.
+        bounds: the place's lon/lat box (west, south, east, north).
+        radius_m: how near, geodesic metres; 0 with an area means inside it.
         start: first instant included.
         end: first instant excluded.
         max_accuracy_m: if given, fixes worse than this (the history accuracy rule) are
@@ -81,15 +129,25 @@ def people_near(
 
     Returns:
         A select() of person_id, name, role, entered, left (the first and last ts within
-        the radius) and closest_m, closest first.
+        the radius) and closest_m (0 inside an area), closest first.
     """
-    point = func.geography(func.ST_SetSRID(func.ST_MakePoint(lon, lat), 4326))
+    west, south, east, north = bounds
+    # The margin in longitude is widest at the box's most poleward edge.
+    _, _, dlon, _ = _degrees_around(max(abs(south), abs(north)), 0.0, radius_m)
+    dlat = (radius_m * 1.01 + 1) / 110_574
+    near_box = (
+        max(west - dlon, -180),
+        max(south - dlat, -90),
+        min(east + dlon, 180),
+        min(north + dlat, 90),
+    )
+    place = func.geography(func.ST_GeomFromText(place_wkt, 4326))
     here = func.geography(Position.geom)
     conditions = [
         Position.ts >= start,
         Position.ts < end,
-        bbox_filter(Position.geom, _degrees_around(lat, lon, radius_m)),
-        func.ST_DWithin(here, point, radius_m),
+        bbox_filter(Position.geom, near_box),
+        func.ST_DWithin(here, place, radius_m),
         in_scope(user, Position.person_id),
     ]
     if max_accuracy_m is not None:
@@ -99,7 +157,7 @@ def people_near(
             Position.person_id,
             func.min(Position.ts).label("entered"),
             func.max(Position.ts).label("left"),
-            func.min(func.ST_Distance(here, point)).label("closest_m"),
+            func.min(func.ST_Distance(here, place)).label("closest_m"),
         )
         .where(*conditions)
         .group_by(Position.person_id)
@@ -120,7 +178,10 @@ def people_near(
 
 
 def replay_people(
-    user: User, unit_id: int | None = None, person_ids: Sequence[int] | None = None
+    user: User,
+    unit_id: int | None = None,
+    person_ids: Sequence[int] | None = None,
+    seen_in: tuple[tuple[float, float, float, float], datetime, datetime] | None = None,
 ) -> Select[Any]:
     """Return a select of the visible people chosen for a replay.
 
@@ -128,6 +189,8 @@ def replay_people(
         user: the staff account; the choice is always intersected with its scope.
         unit_id: everyone in this unit and the units below it.
         person_ids: or these people.
+        seen_in: (lon/lat box, start, end): only those with a fix in the box then (the
+            map's viewport).
 
     Returns:
         A select() of id, name, role, by id.
@@ -141,32 +204,134 @@ def replay_people(
         stmt = stmt.where(Person.unit_id.in_(select(chosen.c.id)))
     if person_ids is not None:
         stmt = stmt.where(Person.id.in_(list(person_ids)))
+    if seen_in is not None:
+        box, start, end = seen_in
+        stmt = stmt.where(
+            select(Position.person_id)
+            .where(
+                Position.person_id == Person.id,
+                Position.ts >= start,
+                Position.ts < end,
+                bbox_filter(Position.geom, box),
+            )
+            .exists()
+        )
     return stmt.order_by(Person.id)
 
 
-def replay_fixes(person_ids: Sequence[int], start: datetime, end: datetime) -> Select[Any]:
-    """Return a select of the fixes of people (already scoped) in a window.
+def replay_fixes(
+    person_ids: Sequence[int],
+    start: datetime,
+    end: datetime,
+    step_s: int = 1,
+    max_accuracy_m: float | None = None,
+) -> Select[Any]:
+    """Return a select of the fixes of people (already scoped) in a window, thinned.
 
     Args:
         person_ids: whose fixes; the caller took them from replay_people().
         start: first instant included.
         end: first instant excluded.
+        step_s: keep the first fix of each person in each step_s-second slot (slots are
+            aligned to the epoch, so the pieces of a range fetched apart agree); 1 keeps all.
+        max_accuracy_m: drop fixes less accurate than this before thinning, so that a bad
+            fix never stands for its slot (the outlier rules' accuracy limit).
 
     Returns:
-        A select() of person_id, ts, lat, lon, accuracy_m, speed_mps by person and time.
+        A select() of person_id, t (epoch s), lat, lon, accuracy_m, speed_mps by person
+        and time.
     """
-    return (
-        select(
-            Position.person_id,
-            Position.ts,
-            func.ST_Y(Position.geom).label("lat"),
-            func.ST_X(Position.geom).label("lon"),
-            Position.accuracy_m,
-            Position.speed_mps,
+    chosen = select(
+        Position.person_id, Position.ts, Position.geom, Position.accuracy_m, Position.speed_mps
+    ).where(Position.person_id.in_(list(person_ids)), Position.ts >= start, Position.ts < end)
+    if max_accuracy_m is not None:
+        chosen = chosen.where(
+            (Position.accuracy_m <= max_accuracy_m) | Position.accuracy_m.is_(None)
         )
-        .where(Position.person_id.in_(list(person_ids)), Position.ts >= start, Position.ts < end)
-        .order_by(Position.person_id, Position.ts)
+    if step_s > 1:
+        slot = func.date_bin(timedelta(seconds=step_s), Position.ts, EPOCH)
+        chosen = chosen.ext(distinct_on(Position.person_id, slot)).order_by(
+            Position.person_id, slot, Position.ts
+        )
+    # The coordinates are taken from the geometry after thinning, for the kept rows only.
+    kept = chosen.subquery("kept")
+    return select(
+        kept.c.person_id,
+        _epoch(kept.c.ts),
+        func.ST_Y(kept.c.geom).label("lat"),
+        func.ST_X(kept.c.geom).label("lon"),
+        kept.c.accuracy_m,
+        kept.c.speed_mps,
+    ).order_by(kept.c.person_id, kept.c.ts)
+
+
+def read_person_fixes(session: Session, stmt: Select[Any]) -> dict[int, list[Fix]]:
+    """Run a select of person_id and Fix fields (replay_fixes()), fixes by person."""
+    # Thinning sorts every fix of the window: an hour of 1,000 people spilled to disk
+    # with the default 4 MB and took half as long again.
+    session.execute(text("SET LOCAL work_mem = '64MB'"))
+    by_person: dict[int, list[Fix]] = {}
+    for person_id, rows in itertools.groupby(_driver_rows(session, stmt), key=_first):
+        by_person[person_id] = [Fix._make(r[1:]) for r in rows]
+    return by_person
+
+
+def _first(row: tuple[Any, ...]) -> Any:
+    return row[0]
+
+
+def _driver_rows(session: Session, stmt: Select[Any]) -> list[tuple[Any, ...]]:
+    """Return a select's rows as plain tuples, straight from the driver's cursor.
+
+    SQLAlchemy's row objects cost as much as the query itself on a month of 5 s fixes.
+    """
+    compiled = stmt.compile(
+        dialect=session.get_bind().dialect, compile_kwargs={"render_postcompile": True}
     )
+    cursor = session.connection().connection.cursor()
+    try:
+        cursor.execute(str(compiled), compiled.params)
+        return cursor.fetchall()
+    finally:
+        cursor.close()
+
+
+def grids_at(
+    session: Session, points: Sequence[tuple[float, float]]
+) -> list[tuple[int, str] | None]:
+    """Return, for each (lat, lon), the id and name of the smallest grid covering it.
+
+    One query for all the points (a month's timeline has hundreds of stops).
+
+    Args:
+        session: a session.
+        points: (lat, lon) pairs.
+
+    Returns:
+        (grid id, grid name) or None for each point, in the order given.
+    """
+    if not points:
+        return []
+    rows = session.execute(
+        text(
+            """
+            SELECT p.n, g.id, g.name
+            FROM unnest(CAST(:lats AS float8[]), CAST(:lons AS float8[]))
+                 WITH ORDINALITY AS p(lat, lon, n)
+            CROSS JOIN LATERAL (
+                SELECT u.id, u.name FROM units u
+                WHERE u.kind = 'grid'
+                  AND ST_Covers(u.boundary, ST_SetSRID(ST_MakePoint(p.lon, p.lat), 4326))
+                ORDER BY ST_Area(u.boundary) LIMIT 1
+            ) g
+            """
+        ),
+        {"lats": [lat for lat, _ in points], "lons": [lon for _, lon in points]},
+    )
+    found: list[tuple[int, str] | None] = [None] * len(points)
+    for n, grid_id, name in rows:
+        found[n - 1] = (grid_id, name)
+    return found
 
 
 def grid_at(session: Session, lat: float, lon: float) -> tuple[int, str] | None:
@@ -180,11 +345,4 @@ def grid_at(session: Session, lat: float, lon: float) -> tuple[int, str] | None:
     Returns:
         (grid id, grid name), or None outside every grid.
     """
-    point = func.ST_SetSRID(func.ST_MakePoint(lon, lat), 4326)
-    row = session.execute(
-        select(Unit.id, Unit.name)
-        .where(Unit.kind == "grid", func.ST_Covers(Unit.boundary, point))
-        .order_by(func.ST_Area(Unit.boundary))
-        .limit(1)
-    ).first()
-    return (row.id, row.name) if row else None
+    return grids_at(session, [(lat, lon)])[0]

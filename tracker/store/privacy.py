@@ -18,6 +18,7 @@ from ..models import (
     LatestPosition,
     Person,
     Position,
+    ReportPersonDay,
     Shift,
     Task,
     Unit,
@@ -305,7 +306,8 @@ def person_rows(session: Session, person_id: int) -> dict[str, list[dict[str, An
 def erase_person(session: Session, person_id: int, pseudonym: str) -> dict[str, int] | None:
     """Erase a person's whereabouts and name; keep the bare row that incidents point to.
 
-    Deletes their positions (every partition), newest fix, alerts, shifts and phones;
+    Deletes their positions (every partition), newest fix, alerts, shifts, phones and the
+    reports' stored person-days (which hold a track);
     replaces their name where it was written into incidents, tasks and incident history,
     and in the audit rows about them (through audit_pseudonymise()); the person row keeps
     only the pseudonym, deactivated.
@@ -330,6 +332,11 @@ def erase_person(session: Session, person_id: int, pseudonym: str) -> dict[str, 
         ("shifts", delete(Shift).where(Shift.person_id == person_id)),
         ("watch_states", delete(WatchState).where(WatchState.person_id == person_id)),
         ("devices", delete(Device).where(Device.person_id == person_id)),
+        # The reports' stored person-days hold the day's track.
+        (
+            "report_person_days",
+            delete(ReportPersonDay).where(ReportPersonDay.person_id == person_id),
+        ),
     ):
         counts[label] = int(session.execute(stmt).rowcount or 0)
     rewritten = 0

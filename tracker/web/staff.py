@@ -456,6 +456,8 @@ REPLAY_MESSAGES = {
     "replay.pause": _l("Pause"),
     "replay.loading": _l("Loading…"),
     "replay.loaded": _l("{people} people · {fixes} fixes"),
+    "replay.loading_part": _l("Loading part {done} of {total} · {fixes} fixes"),
+    "replay.remove_person": _l("Remove {name}"),
     "replay.failed": _l("Could not load: {error}"),
     "replay.choose_scope": _l("Choose a unit or people."),
     "replay.shown": _l("{n} of {total} on the map"),
