@@ -312,3 +312,37 @@ def test_a_role_with_every_privilege_still_cannot_change_rows(restricted_role):
     # Nor may it call the pruning function, which only the owner's code is granted.
     with restricted_role.connect() as conn, pytest.raises(ProgrammingError):
         conn.execute(text("SELECT audit_prune(now())"))
+
+
+def test_the_pieces_of_one_replay_range_add_one_row(app, make_user, make_phone, make_unit):
+    unit_id = make_unit()
+    add_fixes(app, make_phone(unit_id=unit_id), 3)
+    client, _ = login(app, make_user)
+    whole_from, whole_to = datetime.now(UTC) - timedelta(hours=2), datetime.now(UTC)
+    whole = {"range_from": whole_from.isoformat(), "range_to": whole_to.isoformat()}
+    before = last_id(app)
+    # The page's two pieces of the range, and the first again at a finer thinning (a zoom).
+    middle = whole_from + timedelta(hours=1)
+    for start, end, step in (
+        (middle, whole_to, 30),
+        (whole_from, middle, 30),
+        (middle, whole_to, 5),
+    ):
+        query = {"from": start.isoformat(), "to": end.isoformat(), "step_s": step, **whole}
+        response = client.get("/api/v1/replay", query_string={**query, "unit_id": unit_id})
+        assert response.status_code == 200, response.get_json()
+    rows = rows_since(app, before)
+    assert [r.action for r in rows] == ["replay.read"]
+    assert (rows[0].after["from"], rows[0].after["to"]) == (
+        whole_from.isoformat(),
+        whole_to.isoformat(),
+    )
+    # A piece outside the range it names is refused: the row must cover what was read.
+    outside = {
+        "from": (whole_to - timedelta(minutes=30)).isoformat(),
+        "to": (whole_to + timedelta(minutes=30)).isoformat(),
+        **whole,
+        "unit_id": unit_id,
+    }
+    refused = client.get("/api/v1/replay", query_string=outside)
+    assert refused.status_code == 400 and refused.get_json()["error"].startswith("range_from:")
