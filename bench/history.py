@@ -450,6 +450,7 @@ def main() -> int:
     parser.add_argument("--keep-db", action="store_true")
     parser.add_argument("--browser", action="store_true", help="also time the replay page")
     parser.add_argument("--use-db", help="time again on a database kept by --keep-db")
+    parser.add_argument("--only-browser", action="store_true", help="with --browser: only that")
     args = parser.parse_args()
     if not 0 < args.hours <= 24:
         parser.error("--hours: must be in (0, 24]")
@@ -471,7 +472,11 @@ def main() -> int:
             figures = load(database.url, args.people, args.days, args.hours, zone)
             if args.keep_db:
                 save_figures(database.name, figures)
-        rows = measure(database.url, figures, args.people, args.hours, args.runs)
+        rows = (
+            []
+            if args.only_browser
+            else measure(database.url, figures, args.people, args.hours, args.runs)
+        )
         browser_rows = measure_browser(database.url, figures, args.hours) if args.browser else []
     finally:
         database.drop()
@@ -482,7 +487,8 @@ def main() -> int:
         f"{figures['copy_rows_per_s']:,.0f} rows/s (the raw reference rate of this run); "
         "index builds: " + ", ".join(f"{k} {v:.0f} s" for k, v in figures["index_s"].items())
     )
-    print(markdown_table(["query", "size", "median ms", "p95 ms", "target ms"], rows))
+    if rows:
+        print(markdown_table(["query", "size", "median ms", "p95 ms", "target ms"], rows))
     if browser_rows:
         print("\nThe replay page in headless Chromium (WebGL by SwiftShader, on the CPU):")
         print(markdown_table(["measure", "value", "target"], browser_rows))

@@ -19,7 +19,7 @@ const $ = (id) => document.getElementById(id);
 const SPEEDS = [1, 10, 60, 600];
 const TAIL_BUCKETS = 5;
 const DEFAULT_RANGE_S = 2 * 3600;
-const CHUNK_S = 3600; // the range is fetched in pieces of this length
+const CHUNK_S = 900; // the range is fetched in pieces of 15 min: the first one comes quickly
 const FEW_PEOPLE = 50; // chosen people up to this many get every fix, whatever the zoom
 const FRAME_SAMPLES = 600; // frame times kept for the benchmark (bench/history.py)
 const EMPTY = { type: "FeatureCollection", features: [] };
@@ -48,6 +48,7 @@ let lastFrameMs = null;
 let loadGeneration = 0; // a newer load makes the pieces of an older one be dropped
 let loadedStep = null; // the thinning step of the tracks drawn (s), null before a load
 let firstFramePending = false;
+let frameWaiters = []; // loads waiting for their first frame with data to be on screen
 const frameTimes = []; // ms between animation frames while playing
 const drawTimes = []; // ms spent computing and handing over one frame
 let urlTimer = null;
@@ -122,9 +123,9 @@ function durationS() {
   return Math.max(1, Math.round((state.to - state.from) / 1000));
 }
 
+/** Fetch the units in scope for the unit choice; return them as GeoJSON for the map. */
 async function loadUnits() {
   const collection = await getJson("/api/v1/units");
-  base.showUnits(collection);
   units = collection.features;
   const select = $("replay-unit");
   for (const unit of units.map((f) => f.properties)) {
@@ -138,6 +139,7 @@ async function loadUnits() {
     const top = own || all.find((u) => !all.some((p) => p.unit_id === u.parent_id));
     if (top) state.unitId = top.unit_id;
   }
+  return collection;
 }
 
 /** Return the thinning step (s) for the map's zoom: about one fix per screen pixel walked. */
@@ -212,7 +214,9 @@ async function loadReplay({ fit = true } = {}) {
   scope.set("range_from", state.from.toISOString());
   scope.set("range_to", state.to.toISOString());
   const generation = ++loadGeneration;
-  if (fit && !state.viewport) fitToUnit();
+  releaseFrameWaiters(); // an older load waiting for its first frame: let it see it is old
+  if (fit && state.viewport) fitToViewport();
+  else if (fit) fitToUnit();
   const step = stepForZoom(map.getZoom());
   setStatus(tr("replay.loading"));
   document.body.dataset.replayLoaded = "";
@@ -234,7 +238,9 @@ async function loadReplay({ fit = true } = {}) {
       return;
     }
     if (generation !== loadGeneration) return; // a newer load took over
-    people = answer.people.map(({ person_id, name, role }) => ({ person_id, name, role, color: roleColor(role) }));
+    for (const { person_id, name, role } of answer.people) {
+      if (!people.some((p) => p.person_id === person_id)) people.push({ person_id, name, role, color: roleColor(role) });
+    }
     pieces.set(index, new Map(answer.people.map((p) => [p.person_id, decode(p, a)])));
     tracks = joinPieces(people, pieces);
     loadedStep = step;
@@ -244,6 +250,12 @@ async function loadReplay({ fit = true } = {}) {
       if (fit && !state.viewport && !unitBounds()) fitToTracks();
       for (const person of people) names.set(person.person_id, person.name);
       renderChosen();
+      // Draw the first piece before asking for the rest: fetching and decoding them would
+      // otherwise compete with that first frame for the CPU.
+      dirty = true;
+      if (generation !== loadGeneration) return; // fitting the map started a finer load
+      await new Promise((resolve) => frameWaiters.push(resolve));
+      if (generation !== loadGeneration) return;
     }
     dirty = true;
     const fixes = tracks.reduce((sum, p) => sum + p.t.length, 0);
@@ -264,6 +276,13 @@ function unitBounds() {
   const walk = (c) => (typeof c[0] === "number" ? bounds.extend(project(c[0], c[1])) : c.forEach(walk));
   walk(unit.geometry.coordinates);
   return bounds.isEmpty() ? null : bounds;
+}
+
+/** Show the view a replay was narrowed to (a shared link opens on the same view). */
+function fitToViewport() {
+  const [west, south, east, north] = state.viewport;
+  const bounds = new base.maplibregl.LngLatBounds(project(west, south), project(east, north));
+  map.fitBounds(bounds, { padding: 0, duration: 0 });
 }
 
 /** Fit the map to the chosen unit before loading, so the zoom (and the thinning) is known. */
@@ -421,10 +440,17 @@ function frame(nowMs) {
       // For bench/history.py: ms from the page's navigation to the first frame with data.
       map.once("idle", () => {
         document.body.dataset.replayFirstFrame = String(Math.round(performance.now()));
+        releaseFrameWaiters();
       });
     }
   }
   requestAnimationFrame(frame);
+}
+
+function releaseFrameWaiters() {
+  const waiting = frameWaiters;
+  frameWaiters = [];
+  for (const resolve of waiting) resolve();
 }
 
 function sample(list, ms) {
@@ -472,9 +498,12 @@ function setNearPicking(on) {
 }
 
 /** Start drawing an area on the map; when it is closed, ask who was in or near it. */
-function startAreaDrawing() {
+async function startAreaDrawing() {
   setNearPicking(false);
   if (!draw) {
+    // terra-draw is a quarter of a megabyte of script: loaded when first needed, not with
+    // the page, so it does not delay the first frame.
+    for (const src of $("near-area").dataset.scripts.split(" ")) await loadScript(src);
     const { TerraDraw, TerraDrawPolygonMode } = window.terraDraw;
     const { TerraDrawMapLibreGLAdapter } = window.terraDrawMaplibreGlAdapter;
     draw = new TerraDraw({ adapter: new TerraDrawMapLibreGLAdapter({ map }), modes: [new TerraDrawPolygonMode()] });
@@ -494,6 +523,16 @@ function startAreaDrawing() {
   $("near-area").setAttribute("aria-pressed", "true");
   $("near-area-hint").hidden = false;
   document.body.dataset.drawMode = "polygon";
+}
+
+function loadScript(src) {
+  return new Promise((resolve, reject) => {
+    const script = document.createElement("script");
+    script.src = src;
+    script.onload = resolve;
+    script.onerror = () => reject(new Error(`cannot load ${src}`));
+    document.head.append(script);
+  });
 }
 
 function stopAreaDrawing() {
@@ -735,16 +774,21 @@ window.__replay = {
 };
 
 async function start() {
+  performance.mark("replay:script");
   readUrl();
   wire();
+  // The units and the first piece of the replay are fetched while the map loads its style:
+  // the camera (and so the thinning) is known before the style is.
+  const collection = await loadUnits();
+  performance.mark("replay:units");
+  fillControls();
+  const loading = loadReplay();
   await base.ready;
   performance.mark("replay:map-ready");
   addLayers();
-  await loadUnits();
-  performance.mark("replay:units");
-  fillControls();
+  base.showUnits(collection);
   requestAnimationFrame(frame);
-  await loadReplay();
+  await loading;
   setPlaying(false);
   window.__replay.ready = true;
 }

@@ -350,3 +350,17 @@ def test_a_bad_area_gives_400_naming_the_rule(client, make_user, area, rule):
     response = client.get("/api/v1/near", query_string={"area": area, **WINDOW})
     assert response.status_code == 400
     assert response.json["error"].startswith("area:") and rule in response.json["error"]
+
+
+def test_replay_of_a_viewport_lists_only_people_seen_in_it(
+    app, client, make_phone, make_unit, make_user
+):
+    unit = make_unit(kind="street")
+    near, far = make_phone(unit_id=unit), make_phone(unit_id=unit)
+    store_fixes(app, near, wander(3, LAT0, LON0, 0.0005, n=30))
+    store_fixes(app, far, wander(4, LAT0 + 0.05, LON0, 0.0005, n=30))
+    login(client, make_user)
+    box = f"{LON0 - 0.01},{LAT0 - 0.01},{LON0 + 0.01},{LAT0 + 0.01}"
+    answer = client.get("/api/v1/replay", query_string={**WINDOW, "unit_id": unit, "bbox": box})
+    assert answer.status_code == 200, answer.json
+    assert [p["person_id"] for p in answer.json["people"]] == [near.person_id]

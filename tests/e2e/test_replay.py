@@ -265,6 +265,7 @@ def test_an_area_drawn_on_the_replay_finds_who_was_inside(server, browser, repla
         page.evaluate("window.__replay.map.jumpTo({center: [116.401, 39.9005], zoom: 15})")
         page.wait_for_timeout(300)
         page.click("#near-area")
+        wait_until(page, "document.body.dataset.drawMode === 'polygon'")  # terra-draw loaded
         assert page.is_visible("#near-area-hint")
         # A square of about 170 m round the walker's corner: the sitter is 2 km away.
         corners = [(116.400, 39.8998), (116.402, 39.8998), (116.402, 39.9012), (116.400, 39.9012)]

@@ -267,11 +267,13 @@ def replay():
     person_ids = _person_ids()
     if unit_id is None and person_ids is None:
         abort(400, description="unit_id: or person_ids is required")
-    seen_in = (_bbox(), start, end) if "bbox" in request.args else None
+    whole_from, whole_to = _whole_range(start, end)
+    # Seen in the view at any time of the whole range, so every piece lists the same people.
+    seen_in = (_bbox(), whole_from, whole_to) if "bbox" in request.args else None
     people = db.session.execute(
         store.history.replay_people(current_user, unit_id, person_ids, seen_in)
     ).all()
-    _audit_replay(start, end, unit_id, [p.id for p in people])
+    _audit_replay(whole_from, whole_to, unit_id, [p.id for p in people])
     rules = _settings().rules
     by_person = (
         store.history.read_person_fixes(
@@ -313,16 +315,21 @@ REPLAY_AUDIT_SPAN_S = 600.0
 _replays_recorded: dict[tuple[Any, ...], float] = {}
 
 
-def _audit_replay(
-    start: datetime, end: datetime, unit_id: int | None, person_ids: list[int]
-) -> None:
-    """Record a replay read once per viewer, selection and whole range (see above)."""
+def _whole_range(start: datetime, end: datetime) -> tuple[datetime, datetime]:
+    """Return range_from/range_to, the whole range a piece from/to belongs to (or the piece)."""
     whole_from = parse_time("range_from", start)
     whole_to = parse_time("range_to", end)
     if not (whole_from <= start and end <= whole_to):
         abort(400, description="range_from: and range_to must hold from and to")
     if whole_to - whole_from > MAX_WINDOW:
         abort(400, description="range_to: at most 24 h after range_from")
+    return whole_from, whole_to
+
+
+def _audit_replay(
+    whole_from: datetime, whole_to: datetime, unit_id: int | None, person_ids: list[int]
+) -> None:
+    """Record a replay read once per viewer, selection and whole range (see above)."""
     now = time.monotonic()
     key = (current_user.id, unit_id, tuple(person_ids), whole_from, whole_to)
     for old in [k for k, at in _replays_recorded.items() if now - at > REPLAY_AUDIT_SPAN_S]:
