@@ -143,12 +143,31 @@ def open_sessions(token_hashes: set[str]) -> set[str]:
 @login.user_loader
 def load_user(token: str) -> User | None:
     """Load the staff account of an open, unexpired login; None ends the request's session."""
-    user = store.accounts.user_of_staff_session(
-        db.session, hash_token(token), _oldest_valid_login()
-    )
+    token_hash = hash_token(token)
+    oldest = _oldest_valid_login()
+    user = store.accounts.user_of_staff_session(db.session, token_hash, oldest)
     if user is not None:
         user.session_token = token
-    return user
+        return user
+    # The first request with a login past its age ends it, so the trail shows the end.
+    record_expired(store.accounts.end_expired_staff_sessions(db.session, oldest, token_hash))
+    return None
+
+
+def end_expired_sessions() -> int:
+    """End (and audit) every login past STAFF_SESSION_MAX_AGE_S; for the cron prune."""
+    ended = store.accounts.end_expired_staff_sessions(db.session, _oldest_valid_login())
+    record_expired(ended)
+    return len(ended)
+
+
+def record_expired(ended: list[tuple[int, str]]) -> None:
+    """Commit the ended logins and add a `session.expired` audit row for each."""
+    if not ended:
+        return
+    db.session.commit()
+    for user_id, username in ended:
+        audit.record_access("session.expired", user_id=user_id, username=username)
 
 
 @login.unauthorized_handler

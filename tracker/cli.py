@@ -34,7 +34,7 @@ from .admin.rules import (
     role_problem,
     username_problem,
 )
-from .auth import hash_password, hash_token, new_device_token
+from .auth import end_expired_sessions, hash_password, hash_token, new_device_token
 from .extensions import db
 from .geo import GeometryError, boundary_from_geojson
 from .messages import Message, UserError, environment_translations, joined
@@ -586,12 +586,14 @@ def prune_partitions(
     pruned = retention.prune(db.session, now, days)
     audit.record("retention.prune", "retention", None, None, pruned.as_dict())
     db.session.commit()
+    expired = end_expired_sessions()
     cutoff = pruned.positions_before
     click.echo(f"{len(pruned.position_days)} partitions older than {cutoff} dropped")
     click.echo(
         f"{pruned.alerts} alerts, {pruned.incidents} incidents and "
         f"{pruned.audit_events} audit rows past their retention deleted"
     )
+    click.echo(f"{expired} staff logins past their age ended")
 
 
 reports_cli = AppGroup("reports", help="Patrol reports and assessment (docs/reports.md).")

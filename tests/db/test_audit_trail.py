@@ -346,3 +346,37 @@ def test_the_pieces_of_one_replay_range_add_one_row(app, make_user, make_phone, 
     }
     refused = client.get("/api/v1/replay", query_string=outside)
     assert refused.status_code == 400 and refused.get_json()["error"].startswith("range_from:")
+
+
+def test_an_expired_login_is_ended_once_and_recorded(app, make_user, runner):
+    used, unused = login(app, make_user), login(app, make_user)
+    before = last_id(app)
+    with app.app_context():
+        # Both logins started longer ago than STAFF_SESSION_MAX_AGE_S.
+        db.session.execute(
+            text(
+                "UPDATE staff_sessions SET created_at = now() - interval '2 days'"
+                " FROM users WHERE users.id = staff_sessions.user_id"
+                " AND users.username IN (:a, :b) AND ended_at IS NULL"
+            ),
+            {"a": used[1], "b": unused[1]},
+        )
+        db.session.commit()
+    client, username = used
+    assert client.get("/api/v1/session").status_code == 401
+    assert client.get("/api/v1/session").status_code == 401  # ended once, not twice
+    assert [(r.action, r.actor_name) for r in rows_since(app, before)] == [
+        ("session.expired", username)
+    ]
+    # The login nobody used again is ended by the cron prune.
+    result = runner.invoke(args=["partitions", "prune"])
+    assert result.exit_code == 0, result.output
+    expired = [r for r in rows_since(app, before) if r.action == "session.expired"]
+    with app.app_context():
+        ids = dict(db.session.execute(text("SELECT username, id FROM users")).all())
+    # Each row targets the account whose login ended; the prune's actor is the terminal.
+    assert [(r.target_kind, r.target_id) for r in expired] == [
+        ("session", ids[username]),
+        ("session", ids[unused[1]]),
+    ]
+    assert expired[1].actor_name.startswith("cli:")

@@ -88,6 +88,37 @@ def end_staff_session(session: Session, token_hash: str, reason: str) -> bool:
     return ended is not None
 
 
+def end_expired_staff_sessions(
+    session: Session, oldest: datetime, token_hash: str | None = None
+) -> list[tuple[int, str]]:
+    """End the open logins that started before `oldest` (one, or all); the caller commits.
+
+    An expired login is refused whether or not its row is ended; ending it records when
+    and why, once, for the audit trail.
+
+    Args:
+        session: a session.
+        oldest: logins that started before this have expired.
+        token_hash: only this login (a request that presented it), or every expired one.
+
+    Returns:
+        (user id, user name) of each login ended.
+    """
+    ended = (
+        update(StaffSession)
+        .where(StaffSession.ended_at.is_(None), StaffSession.created_at < oldest)
+        .values(ended_at=func.now(), end_reason="expired")
+        .returning(StaffSession.user_id)
+    )
+    if token_hash is not None:
+        ended = ended.where(StaffSession.token_hash == token_hash)
+    user_ids = [row.user_id for row in session.execute(ended)]
+    if not user_ids:
+        return []
+    names = dict(session.execute(select(User.id, User.username).where(User.id.in_(user_ids))).all())
+    return [(user_id, names.get(user_id, "")) for user_id in user_ids]
+
+
 def end_user_sessions(session: Session, user_id: int, reason: str) -> int:
     """End every open login of an account; return how many there were. The caller commits."""
     ended = session.execute(
