@@ -404,9 +404,11 @@ def test_the_offline_basemap_draws_with_chinese_labels_and_no_request_leaves_the
     [("local-xyz", COLOURS["xyz"]), ("local-wmts", COLOURS["wmts"]), ("none", (238, 241, 244))],
 )
 def test_each_raster_kind_draws_its_tiles(
-    basemap_server, browser, make_user, tiles, basemap, colour
+    basemap_server, browser, make_user, make_unit, tiles, basemap, colour
 ):
-    username, password = make_user("viewer")
+    # Scoped to a unit of its own: the grids other tests left in the shared database
+    # would otherwise be drawn, tinted, over the pixel this test reads.
+    username, password = make_user("viewer", make_unit(kind="street"))
     choose(basemap_server, username, password, basemap)
     page = open_map(browser, basemap_server.url, username, password, locale="zh-CN")
     try:
