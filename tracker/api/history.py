@@ -306,7 +306,7 @@ def replay():
     )
 
 
-# The replay page fetches one range in pieces (an hour each, and again when zooming in):
+# The replay page fetches one range in pieces (15 minutes each, again when zooming in):
 # the trail gets one row per range viewed, not one per piece. The page names the whole
 # range in range_from/range_to; a piece outside the range it names, or a range of more
 # than a day, is refused, so the row always covers what was read. Remembered per process
