@@ -124,7 +124,10 @@ async function load() {
   units.clear();
   for (const f of collection.features) {
     const p = f.properties;
-    units.set(p.unit_id, { id: p.unit_id, name: p.name, kind: p.kind, parent_id: p.parent_id, geometry: f.geometry, area_m2: null, children: [] });
+    units.set(p.unit_id, {
+      id: p.unit_id, name: p.name, kind: p.kind, parent_id: p.parent_id, geometry: f.geometry, area_m2: null, children: [],
+      policy: { tracking_policy: p.tracking_policy, duty_hours: p.duty_hours, live_shows_off_duty: p.live_shows_off_duty },
+    });
   }
   for (const unit of units.values()) units.get(unit.parent_id)?.children.push(unit);
   if (selectedId != null && !units.has(selectedId)) selectedId = null;
@@ -155,7 +158,57 @@ function select(id) {
   hint.textContent = "";
   updateToolbar();
   showPeople();
+  showPolicy(unit);
 }
+
+// --- the unit's tracking policy (docs/privacy.md) ---------------------------------
+const policyForm = document.getElementById("unit-policy");
+
+function showPolicy(unit) {
+  policyForm.hidden = !unit;
+  if (!unit) return;
+  const { tracking_policy: kind, duty_hours: hours, live_shows_off_duty: live } = unit.policy;
+  document.getElementById("unit-policy-kind").value = kind || "";
+  document.getElementById("unit-policy-hours").value = hours || "";
+  document.getElementById("unit-policy-live").value = live === null || live === undefined ? "" : String(live);
+  document.getElementById("unit-policy-status").textContent = "";
+  showPolicyHours();
+}
+
+function showPolicyHours() {
+  document.getElementById("unit-policy-hours-label").hidden = document.getElementById("unit-policy-kind").value !== "duty_hours";
+}
+
+async function savePolicy(event) {
+  event.preventDefault();
+  const unit = units.get(selectedId);
+  if (!unit) return;
+  const kind = document.getElementById("unit-policy-kind").value || null;
+  const live = document.getElementById("unit-policy-live").value;
+  const body = {
+    tracking_policy: kind,
+    duty_hours: kind === "duty_hours" ? document.getElementById("unit-policy-hours").value.trim() : null,
+    live_shows_off_duty: live === "" ? null : live === "true",
+  };
+  const status = document.getElementById("unit-policy-status");
+  const response = await request("PUT", `/api/v1/units/${unit.id}/tracking-policy`, body);
+  const answer = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    status.textContent = t("units.failed", { error: answer.message || answer.error || response.status });
+    document.body.dataset.policySaved = "error";
+    return;
+  }
+  unit.policy = {
+    tracking_policy: answer.tracking_policy ?? null,
+    duty_hours: body.duty_hours,
+    live_shows_off_duty: answer.live_shows_off_duty ?? null,
+  };
+  status.textContent = t("units.policy_saved", { name: unit.name });
+  document.body.dataset.policySaved = String(Date.now());
+}
+
+policyForm.addEventListener("submit", savePolicy);
+document.getElementById("unit-policy-kind").addEventListener("change", showPolicyHours);
 
 function updateToolbar() {
   const unit = units.get(selectedId);

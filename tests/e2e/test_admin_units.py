@@ -240,3 +240,50 @@ def test_only_admins_open_the_units_page(server, make_user):
     page = admin.get(f"{server.url}/admin/units")
     assert page.status_code == 200 and "terra-draw.umd.js" in page.text
     assert admin.get(f"{server.url}/static/vendor/terra-draw.umd.js").status_code == 200
+
+
+def test_a_units_tracking_policy_is_set_on_the_page(server, browser, make_user, make_unit, engine):
+    street = make_unit(f"政策街道 {uuid.uuid4().hex[:4]}", "street")
+    username, password = make_user("admin", street)
+    page = open_units_page(browser, server.url, username, password)
+
+    def stored() -> tuple:
+        with engine.connect() as conn:
+            return tuple(
+                conn.execute(
+                    text(
+                        "SELECT tracking_policy, to_char(duty_start, 'HH24:MI'),"
+                        " to_char(duty_end, 'HH24:MI'), live_shows_off_duty"
+                        " FROM units WHERE id = :id"
+                    ),
+                    {"id": street},
+                ).one()
+            )
+
+    try:
+        page.click(f'#unit-tree li[data-unit-id="{street}"] .unit-name')
+        page.wait_for_selector("#unit-policy:not([hidden])")
+        assert page.input_value("#unit-policy-kind") == ""  # inherits
+        # Duty hours that are not a time range are refused, naming the field.
+        page.select_option("#unit-policy-kind", "duty_hours")
+        assert page.is_visible("#unit-policy-hours")
+        page.fill("#unit-policy-hours", "8 to 6")
+        page.click("#unit-policy button[type=submit]")
+        wait_until(page, "document.body.dataset.policySaved === 'error'")
+        assert "duty_hours" in page.inner_text("#unit-policy-status")
+        assert stored() == (None, None, None, None)
+        page.fill("#unit-policy-hours", "08:00-18:00")
+        page.select_option("#unit-policy-live", "false")
+        page.click("#unit-policy button[type=submit]")
+        wait_until(page, "/^[0-9]+$/.test(document.body.dataset.policySaved)")
+        assert stored() == ("duty_hours", "08:00", "18:00", False)
+        assert "已保存" in page.inner_text("#unit-policy-status")
+        # Back to the unit above's policy.
+        page.select_option("#unit-policy-kind", "")
+        page.select_option("#unit-policy-live", "")
+        page.evaluate("document.body.dataset.policySaved = ''")
+        page.click("#unit-policy button[type=submit]")
+        wait_until(page, "/^[0-9]+$/.test(document.body.dataset.policySaved)")
+        assert stored() == (None, None, None, None)
+    finally:
+        page.context.close()

@@ -272,6 +272,12 @@ def units():
                     "label_point": (
                         json.loads(row.label_geojson)["coordinates"] if row.label_geojson else None
                     ),
+                    # The unit's own setting (null: it inherits), docs/privacy.md.
+                    "tracking_policy": row.tracking_policy,
+                    "duty_hours": (
+                        f"{row.duty_start:%H:%M}-{row.duty_end:%H:%M}" if row.duty_start else None
+                    ),
+                    "live_shows_off_duty": row.live_shows_off_duty,
                 },
             }
             for row in rows

@@ -124,7 +124,9 @@ def visible_units(user: User) -> Select[Any]:
 
     Returns:
         A select() of id, name, kind, parent_id, boundary_geojson and label_geojson
-        (a point inside the boundary), both GeoJSON text or None.
+        (a point inside the boundary), both GeoJSON text or None, and the unit's own
+        tracking policy (tracking_policy, duty_start, duty_end, live_shows_off_duty; None
+        where it inherits).
     """
     stmt = select(
         Unit.id,
@@ -133,6 +135,10 @@ def visible_units(user: User) -> Select[Any]:
         Unit.parent_id,
         func.ST_AsGeoJSON(Unit.boundary, 6).label("boundary_geojson"),
         func.ST_AsGeoJSON(func.ST_PointOnSurface(Unit.boundary), 6).label("label_geojson"),
+        Unit.tracking_policy,
+        Unit.duty_start,
+        Unit.duty_end,
+        Unit.live_shows_off_duty,
     ).order_by(Unit.id)
     if user.unit_id is not None:
         subtree = unit_subtree(user.unit_id)

@@ -408,6 +408,7 @@ UNIT_MESSAGES = {
         "{before} m² as drawn → {after} m² stored."
     ),
     "units.overlap": _l("Overlaps {name} by {n} m²."),
+    "units.policy_saved": _l("The policy of {name} was saved."),
     # The grid's patrol people: PATCH /api/v1/people/<id> {"patrol_unit_id"} from the grid.
     "units.people": _l("People patrolling this grid"),
     "units.people_none": _l("No one assigned yet."),
