@@ -53,9 +53,9 @@ from bench._common import (  # noqa: E402
     url_with_database,
 )
 from bench.queries import (  # noqa: E402
-    CopyStream,
     add_people,
     build_position_indexes,
+    copy_positions,
     ewkb_point,
 )
 
@@ -172,13 +172,7 @@ def load(url: str, people: int, days: int, hours: float, zone: ZoneInfo) -> dict
                         f"\t{accuracy:.1f}\t\\N\t{speed:.2f}\t\\N\t0.8\n"
                     )
 
-    started = time.perf_counter()
-    cur.copy_expert(
-        "COPY positions (person_id, device_id, ts, geom, accuracy_m, altitude_m, speed_mps,"
-        " heading_deg, battery) FROM STDIN",
-        CopyStream(rows()),
-    )
-    copy_s = time.perf_counter() - started
+    copy_s = copy_positions(cur, rows())
     progress.done(f"COPY positions: {written:,} rows in {copy_s:.0f} s")
     figures: dict = {
         "unit_id": unit_id,

@@ -19,6 +19,7 @@ import statistics
 import struct
 import sys
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -91,6 +92,18 @@ def add_people(cur: Any, unit_name: str, kind: str, people: int) -> tuple[int, i
     cur.execute("SELECT min(id) FROM devices")
     (first_device,) = cur.fetchone()
     return unit_id, first_id, first_device
+
+
+def copy_positions(cur: Any, lines: Iterator[str]) -> float:
+    """COPY text lines into positions (person_id, device_id, ts, geom, accuracy_m,
+    altitude_m, speed_mps, heading_deg, battery); return the seconds it took."""
+    started = time.perf_counter()
+    cur.copy_expert(
+        "COPY positions (person_id, device_id, ts, geom, accuracy_m, altitude_m, speed_mps,"
+        " heading_deg, battery) FROM STDIN",
+        CopyStream(lines),
+    )
+    return time.perf_counter() - started
 
 
 def build_position_indexes(cur: Any, progress: Any) -> dict[str, float]:
@@ -183,13 +196,7 @@ def load(url: str, people: int, positions: int, now: datetime) -> dict[str, floa
                     f"\t{rng.uniform(3, 20):.1f}\t\\N\t1.3\t\\N\t0.8\n"
                 )
 
-    started = time.perf_counter()
-    cur.copy_expert(
-        "COPY positions (person_id, device_id, ts, geom, accuracy_m, altitude_m, speed_mps,"
-        " heading_deg, battery) FROM STDIN",
-        CopyStream(rows()),
-    )
-    copy_s = time.perf_counter() - started
+    copy_s = copy_positions(cur, rows())
     progress.done(f"COPY positions: {written:,} rows in {copy_s:.0f} s")
     figures = {"rows": written, "copy_rows_per_s": written / copy_s}
     for label, seconds in build_position_indexes(cur, progress).items():

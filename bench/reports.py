@@ -41,7 +41,12 @@ from bench._common import (  # noqa: E402
     machine_note,
     markdown_table,
 )
-from bench.queries import CopyStream, build_position_indexes, ewkb_point  # noqa: E402
+from bench.queries import (  # noqa: E402
+    CopyStream,
+    build_position_indexes,
+    copy_positions,
+    ewkb_point,
+)
 
 ORIGIN = (39.90, 116.30)  # lat, lon of the lattice's south-west corner (Beijing)
 GRID_M = 300.0
@@ -173,13 +178,7 @@ def load(url: str, grids: int, people: int) -> dict:
                         f"\t{accuracy:.1f}\t\\N\t1.3\t\\N\t0.8\n"
                     )
 
-    started = time.perf_counter()
-    cur.copy_expert(
-        "COPY positions (person_id, device_id, ts, geom, accuracy_m, altitude_m, speed_mps,"
-        " heading_deg, battery) FROM STDIN",
-        CopyStream(rows()),
-    )
-    copy_s = time.perf_counter() - started
+    copy_s = copy_positions(cur, rows())
     progress.done(f"COPY positions: {written:,} rows in {copy_s:.0f} s")
     index_s = build_position_indexes(cur, progress)
     cur.execute("VACUUM ANALYZE")
