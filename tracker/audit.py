@@ -86,7 +86,7 @@ def record_read(
         detail: the parameters of the read (period, format, radius); stored as `after`.
     """
     actor_id, actor_name, address = _actor()
-    store.audit.add_read_event(
+    store.audit.add_event_now(
         db.engine,
         actor_id=actor_id,
         actor_name=actor_name,

@@ -46,7 +46,7 @@ def add_audit_event(
     )
 
 
-def add_read_event(
+def add_event_now(
     engine: Engine,
     *,
     actor_id: int | None,
@@ -57,10 +57,11 @@ def add_read_event(
     target_id: int | None,
     detail: dict[str, Any] | None,
 ) -> None:
-    """Add one audit row for a read in its own transaction, on a connection of its own.
+    """Add one audit row in its own transaction, on a connection of its own.
 
-    The request's session is left alone: a read may happen in the middle of other work,
-    and its trace must be stored whether or not that work commits.
+    For reads, logins, failed logins and session ends: the request's session is left
+    alone, since the event may happen in the middle of other work, and its trace must be
+    stored whether or not that work commits.
     """
     with engine.begin() as connection:
         connection.execute(
@@ -75,30 +76,6 @@ def add_read_event(
                 after=detail,
             )
         )
-
-
-def add_event_now(
-    engine: Engine,
-    *,
-    actor_id: int | None,
-    actor_name: str,
-    address: str | None,
-    action: str,
-    target_kind: str,
-    target_id: int | None,
-    detail: dict[str, Any] | None,
-) -> None:
-    """Add one audit row in its own transaction (a login, a failed login, a session end)."""
-    add_read_event(
-        engine,
-        actor_id=actor_id,
-        actor_name=actor_name,
-        address=address,
-        action=action,
-        target_kind=target_kind,
-        target_id=target_id,
-        detail=detail,
-    )
 
 
 def audit_trail(
