@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -121,17 +122,29 @@ def _page_settings() -> dict[str, Any]:
     }
 
 
+def _render_page(template: str, page_messages: Mapping[str, Any] | None = None, **context: Any):
+    """Render a staff page in the request's language.
+
+    `page_messages` are the strings the page's own scripts show, sent next to the shared
+    ones (js_messages()) as `messages`.
+    """
+    if page_messages is not None:
+        context["messages"] = {
+            **js_messages(),
+            **{key: str(text) for key, text in page_messages.items()},
+        }
+    return render_template(template, lang=page_language(), lang_cookie=LANG_COOKIE, **context)
+
+
 @bp.get("/")
 def live_map():
     """Show the live map, or send a visitor without a session to the login page."""
     if not current_user.is_authenticated:
         return redirect(url_for("staff.login_page"))
-    return render_template(
+    return _render_page(
         "staff/map.html",
         settings=_page_settings(),
         messages=_map_messages(),
-        lang=page_language(),
-        lang_cookie=LANG_COOKIE,
     )
 
 
@@ -184,13 +197,10 @@ def person_day(person_id: int):
         "person_id": person_id,
         "date": day,
     }
-    strings = {**js_messages(), **{key: str(text) for key, text in DAY_MESSAGES.items()}}
-    return render_template(
+    return _render_page(
         "staff/day.html",
+        DAY_MESSAGES,
         settings=settings,
-        messages=strings,
-        lang=page_language(),
-        lang_cookie=LANG_COOKIE,
     )
 
 
@@ -199,7 +209,7 @@ def login_page():
     """Show the login form; the page posts to /api/v1/session."""
     if current_user.is_authenticated:
         return redirect(url_for("staff.live_map"))
-    return render_template("staff/login.html", lang=page_language(), lang_cookie=LANG_COOKIE)
+    return _render_page("staff/login.html")
 
 
 @bp.get("/admin/units/import")
@@ -209,10 +219,8 @@ def import_page():
         return redirect(url_for("staff.login_page"))
     if current_user.role != "admin":
         abort(403)
-    return render_template(
+    return _render_page(
         "staff/import.html",
-        lang=page_language(),
-        lang_cookie=LANG_COOKIE,
         messages=js_messages(),
     )
 
@@ -337,13 +345,11 @@ def _admin_page(template: str, section: str, roles: tuple[str, ...]) -> Any:
             "unit_id": current_user.unit_id,
         },
     }
-    return render_template(
+    return _render_page(
         template,
         section=section,
         settings=settings,
         messages=_admin_messages(),
-        lang=page_language(),
-        lang_cookie=LANG_COOKIE,
     )
 
 
@@ -439,14 +445,11 @@ def admin_units():
             "unit_id": current_user.unit_id,
         },
     }
-    strings = {**js_messages(), **{key: str(text) for key, text in UNIT_MESSAGES.items()}}
-    return render_template(
+    return _render_page(
         "staff/admin_units.html",
+        UNIT_MESSAGES,
         section="units",
         settings=settings,
-        messages=strings,
-        lang=page_language(),
-        lang_cookie=LANG_COOKIE,
     )
 
 
@@ -474,13 +477,10 @@ def replay_page():
     """Show the group replay: everyone of a unit or chosen people through a past range."""
     if not current_user.is_authenticated:
         return redirect(url_for("staff.login_page"))
-    strings = {**js_messages(), **{key: str(text) for key, text in REPLAY_MESSAGES.items()}}
-    return render_template(
+    return _render_page(
         "staff/replay.html",
+        REPLAY_MESSAGES,
         settings=_page_settings(),
-        messages=strings,
-        lang=page_language(),
-        lang_cookie=LANG_COOKIE,
     )
 
 
@@ -561,11 +561,8 @@ def reports_page():
         "max_days": config["REPORTS_MAX_DAYS"],
         "today": datetime.now(ZoneInfo(config["HISTORY_TIME_ZONE"])).date().isoformat(),
     }
-    strings = {**js_messages(), **{key: str(text) for key, text in REPORTS_MESSAGES.items()}}
-    return render_template(
+    return _render_page(
         "staff/reports.html",
+        REPORTS_MESSAGES,
         settings=settings,
-        messages=strings,
-        lang=page_language(),
-        lang_cookie=LANG_COOKIE,
     )
