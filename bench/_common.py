@@ -212,6 +212,9 @@ class Server:
             **os.environ,
             "DATABASE_URL": database_url,
             "BIND": f"127.0.0.1:{self.port}",
+            # The benchmarks measure storing: their simulated phones never go on duty, and
+            # under the default policy (on_duty) every fix would be acknowledged and dropped.
+            "TRACKING_POLICY": "always",
             **(extra_env or {}),
         }
         self.log_path = LOG_DIR / f"server-{self.port}.log"

@@ -38,6 +38,10 @@ if [ "$MODE" = test ] || [ "${WITH_STACK:-0}" = 1 ]; then
   command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx)
   command -v redis-server >/dev/null || missing+=(redis-server)
 fi
+# gunicorn_h1c (gunicorn's C HTTP parser) is built from source: a C compiler and Python.h.
+command -v gcc >/dev/null || missing+=(gcc)
+python3 -c 'import os, sysconfig; assert os.path.exists(sysconfig.get_paths()["include"] + "/Python.h")' \
+  2>/dev/null || missing+=(python3-dev)
 APT_UPDATED=0
 apt_install() {
   if [ "$APT_UPDATED" = 0 ]; then

@@ -113,6 +113,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     # headers, proxy, Flask), each of which costs CPU on every one-fix request; they set
     # their own security headers and read nothing a proxy rewrites.
     app.wsgi_app = IngestEndpoints(app, app.wsgi_app)  # type: ignore[method-assign]
+    app.extensions["ingest_endpoints"] = app.wsgi_app  # for tracker.ingest.worker
     writer.init_app(app)
     token_lookups.init_app(app)
     device_clients.init_app(app)

@@ -277,6 +277,8 @@ def overland(request: Request, token: str | None) -> Answer:
 # --- serving them before Flask ------------------------------------------------------
 
 Handler = Callable[[Request, str | None], Answer]
+# What match() finds for a path: the methods allowed, the handler, a token from the path.
+Route = tuple[frozenset[str], Handler, str | None]
 StartResponse = Callable[..., Any]
 
 # First path segment -> (methods, handler, whether a token may follow as a second segment).
@@ -313,12 +315,25 @@ class IngestEndpoints:
         route = match(environ.get("PATH_INFO", ""))
         if route is None:
             return self.flask_wsgi(environ, start_response)
+        status, headers, body = self.respond(environ, route)
+        start_response(STATUS_LINES[status], headers)
+        return [body] if body else []
+
+    def respond(
+        self, environ: dict[str, Any], route: Route
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        """Answer one ingest request; return (status, headers, body).
+
+        Args:
+            environ: the request (a WSGI environ, or the few keys Request reads).
+            route: what match() returned for its path.
+        """
         methods, handler, token = route
         method = environ.get("REQUEST_METHOD", "GET")
         if method not in methods:
             allowed = ", ".join(sorted(methods))
             body: Any = {"ok": False, "error": f"method: {method} not allowed (use {allowed})"}
-            return self._answer(start_response, body, 405, [("Allow", allowed)])
+            return self._answer(body, 405, [("Allow", allowed)])
         request = Request(environ, self.app.config["MAX_CONTENT_LENGTH"])
         try:
             with self.app.app_context():
@@ -334,17 +349,12 @@ class IngestEndpoints:
             # Named by its handler: the path may carry a device token.
             log.exception("%s to the %s endpoint failed", method, handler.__name__)
             body, status = INTERNAL_ERROR, 500
-        return self._answer(start_response, body, status, [], head=method == "HEAD")
+        return self._answer(body, status, [], head=method == "HEAD")
 
     def _answer(
-        self,
-        start_response: StartResponse,
-        body: Any,
-        status: int,
-        extra: list[tuple[str, str]],
-        head: bool = False,
-    ) -> list[bytes]:
-        """Send a JSON answer with the app's security headers."""
+        self, body: Any, status: int, extra: list[tuple[str, str]], head: bool = False
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
+        """Return a JSON answer with the app's security headers."""
         encoded = orjson.dumps(body)
         headers = [
             ("Content-Type", "application/json"),
@@ -352,11 +362,10 @@ class IngestEndpoints:
             *extra,
             *self.app.extensions.get("security_headers", ()),
         ]
-        start_response(STATUS_LINES.get(status, f"{status} ERROR"), headers)
-        return [] if head else [encoded]
+        return status, headers, b"" if head else encoded
 
 
-def match(path: str) -> tuple[frozenset[str], Handler, str | None] | None:
+def match(path: str) -> Route | None:
     """Return (methods, handler, token from the path) for an ingest path, or None."""
     if path == POSITIONS_PATH:
         return frozenset({"POST"}), _positions_handler, None

@@ -229,12 +229,17 @@ class DeviceClients:
 
     The dispatcher must see who cannot receive tasks: a device last used by a GPS app has
     no socket. A GPS app's requests arrive every few seconds; this process remembers what
-    it last recorded per device and writes only a change, off the request's path.
+    it last recorded per device and writes only a change, off the request's path. Changes
+    are written by one greenlet, all that are waiting in one statement: when thousands of
+    apps reconnect at once (a restart, a network back), a greenlet each had exhausted the
+    connection pool (bench/http_ingest.py logged 328 failed writes in one run).
     """
 
     def __init__(self) -> None:
         """Start knowing nothing."""
         self._recorded: dict[int, str] = {}
+        self._pending: dict[int, str] = {}
+        self._writing = False
         self._app: Flask | None = None
 
     def init_app(self, app: Flask) -> None:
@@ -246,18 +251,33 @@ class DeviceClients:
         if self._recorded.get(device_id) == client or self._app is None:
             return
         self._recorded[device_id] = client
-        gevent.spawn(self._write, device_id, client)
+        self._pending[device_id] = client
+        if not self._writing:
+            self._writing = True
+            gevent.spawn(self._write_pending)
 
-    def _write(self, device_id: int, client: str) -> None:
+    def _write_pending(self) -> None:
+        """Write what is pending, and what arrived meanwhile, until nothing is left."""
         assert self._app is not None
-        with self._app.app_context():
-            try:
-                store.devices.set_device_client(db.session, device_id, client)
-                db.session.commit()
-            except SQLAlchemyError:
-                db.session.rollback()
-                self._recorded.pop(device_id, None)  # try again on its next request
-                log.warning("could not record the client of device %d", device_id)
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, {}
+                with self._app.app_context():
+                    try:
+                        store.devices.set_device_clients(db.session, batch)
+                        db.session.commit()
+                    except SQLAlchemyError:
+                        db.session.rollback()
+                        # Forget them all, so that each device's next request tries again.
+                        batch.update(self._pending)
+                        self._pending = {}
+                        for device_id, client in batch.items():
+                            if self._recorded.get(device_id) == client:
+                                del self._recorded[device_id]
+                        log.warning("could not record the client of %d devices", len(batch))
+                        return
+        finally:
+            self._writing = False
 
 
 device_clients = DeviceClients()

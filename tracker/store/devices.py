@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import (
+    Integer,
+    String,
+    column,
     func,
     select,
     update,
+    values,
 )
 from sqlalchemy.orm import Session
 
@@ -165,12 +169,21 @@ def phone_devices(session: Session, person_id: int) -> list[int]:
     )
 
 
-def set_device_client(session: Session, device_id: int, client: str) -> None:
-    """Record which client last reported with a device (webapp, osmand, owntracks, …)."""
+def set_device_clients(session: Session, clients: Mapping[int, str]) -> None:
+    """Record which client last reported with each device (webapp, osmand, owntracks, …).
+
+    One statement for all of them: a thousand GPS apps reconnecting at once must not each
+    take a pooled connection for this.
+    """
+    if not clients:
+        return
+    reported = values(column("id", Integer), column("client", String), name="reported").data(
+        sorted(clients.items())
+    )
     session.execute(
         update(Device)
-        .where(Device.id == device_id, Device.client.is_distinct_from(client))
-        .values(client=client)
+        .where(Device.id == reported.c.id, Device.client.is_distinct_from(reported.c.client))
+        .values(client=reported.c.client)
     )
 
 
