@@ -27,6 +27,17 @@ from tracker.extensions import db
 ROOT = Path(__file__).resolve().parent.parent
 GPX_DIR = ROOT / "var" / "testdata" / "gpx"
 
+# Most tests send fixes without going on duty and look for them on the map: they are about
+# ingest, durability, the map or reports, not the tracking policy. So the suite runs with
+# the policy that keeps every fix and shows everyone: the apps made here (Config) and every
+# process started from here (the servers, `flask simulate`) inherit it. The tests of the
+# policy itself start their servers with `product_policy=True`, which restores the
+# product's defaults (on_duty; off-duty people hidden).
+SUITE_POLICY = {"TRACKING_POLICY": "always", "LIVE_SHOWS_OFF_DUTY": "1"}
+os.environ.update(SUITE_POLICY)
+Config.TRACKING_POLICY = "always"
+Config.LIVE_SHOWS_OFF_DUTY = True
+
 
 def _admin_url(url: str) -> str:
     """Return the URL of the maintenance database on the same server."""
@@ -173,8 +184,17 @@ def free_port() -> int:
 class ServerProcess:
     """The real gunicorn + gevent server, run as a child process."""
 
-    def __init__(self, database_url: str, extra_env: dict[str, str] | None = None) -> None:
-        """Prepare a server on a free port; start() runs it."""
+    def __init__(
+        self,
+        database_url: str,
+        extra_env: dict[str, str] | None = None,
+        product_policy: bool = False,
+    ) -> None:
+        """Prepare a server on a free port; start() runs it.
+
+        `product_policy` drops the suite's SUITE_POLICY: the server runs with the tracking
+        policy's own defaults, as an install that sets nothing.
+        """
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {
@@ -183,6 +203,9 @@ class ServerProcess:
             "BIND": f"127.0.0.1:{self.port}",
             **(extra_env or {}),
         }
+        if product_policy:
+            for name in SUITE_POLICY:
+                self.env.pop(name, None)
         self.proc: subprocess.Popen | None = None
         self.log_path = ROOT / "var" / f"test-server-{self.port}.log"
 
@@ -233,6 +256,15 @@ class ServerProcess:
 def server(database_url: str) -> Iterator[ServerProcess]:
     """Run one real server process for the e2e tests that share it."""
     proc = ServerProcess(database_url)
+    proc.start()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture(scope="session")
+def product_policy_server(database_url: str) -> Iterator[ServerProcess]:
+    """Run one real server with the tracking policy's defaults (nothing set)."""
+    proc = ServerProcess(database_url, product_policy=True)
     proc.start()
     yield proc
     proc.stop()

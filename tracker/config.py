@@ -112,11 +112,12 @@ class Config:
     RETENTION_INCIDENTS_DAYS = _int("RETENTION_INCIDENTS_DAYS", 365)
     # PIPL art. 55-56: records of processing are kept at least three years.
     RETENTION_AUDIT_DAYS = _int("RETENTION_AUDIT_DAYS", 3 * 365 + 1)
-    # Tracking policy of units that set none (docs/privacy.md): `always`, `on_duty` or
-    # `duty_hours`; whether the live map shows off-duty people of units that set nothing;
-    # how often each process re-reads the units' policies and who is on duty.
-    TRACKING_POLICY = os.environ.get("TRACKING_POLICY", "always")
-    LIVE_SHOWS_OFF_DUTY = os.environ.get("LIVE_SHOWS_OFF_DUTY", "1") == "1"
+    # Tracking policy of units that set none (docs/privacy.md): `on_duty` (PIPL art. 6: only
+    # what the purpose needs), `duty_hours`, or `always` for an office with a legal basis
+    # for it; whether the live map shows off-duty people of units that set nothing; how
+    # often each process re-reads the units' policies and who is on duty.
+    TRACKING_POLICY = os.environ.get("TRACKING_POLICY", "on_duty")
+    LIVE_SHOWS_OFF_DUTY = os.environ.get("LIVE_SHOWS_OFF_DUTY", "0") == "1"
     TRACKING_POLICY_REFRESH_S = _float("TRACKING_POLICY_REFRESH_S", 10.0)
     # Operations (docs/operations.md): the addresses or networks that may read /metrics
     # (comma-separated; empty = everyone), how long fixes may arrive without any being

@@ -210,8 +210,9 @@ class Shift(db.Model):
     person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"))
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    # Why it ended: `phone` (off duty on the phone), `revoked`, `deactivated`, `silent`
-    # (no fix and no connection for SHIFT_IDLE_CLOSE_S); NULL while open.
+    # Why it ended: `phone` (off duty on the phone), `staff` (ended on /admin), `revoked`,
+    # `deactivated`, `silent` (no fix and no connection for SHIFT_IDLE_CLOSE_S); NULL while
+    # open.
     end_reason: Mapped[str | None] = mapped_column(String(32))
 
     __table_args__ = (
@@ -223,6 +224,8 @@ class Shift(db.Model):
             unique=True,
             postgresql_where=text("ended_at IS NULL"),
         ),
+        # The shifts ended lately, re-read by every process (tracker.privacy.policy).
+        Index("ix_shifts_ended_at", "ended_at", postgresql_where=text("ended_at IS NOT NULL")),
     )
 
 

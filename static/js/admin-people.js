@@ -12,6 +12,12 @@ const form = {
   name: $("person-name"), role: $("person-role"), phone: $("person-phone"), unit: $("person-unit"), grid: $("person-grid"),
 };
 const state = { page: 1, pages: 1, person: null, units: [] };
+// Starts or ends the person's shift: GPS apps have no duty button, and under the `on_duty`
+// policy their positions are kept only during a shift.
+const dutyToggle = button("small-button", "", toggleDuty);
+dutyToggle.id = "person-duty";
+dutyToggle.hidden = true;
+$("person-active").after(dutyToggle);
 
 for (const role of settings.roles) {
   filters.role.append(option(role, roleName(role)));
@@ -97,6 +103,12 @@ function showForm(person) {
     toggle.textContent = t(person.active ? "admin.deactivate" : "admin.reactivate");
     toggle.classList.toggle("danger", person.active);
   }
+  // A deactivated person's shift has ended, and none may start.
+  dutyToggle.hidden = !person || !person.active;
+  if (person) {
+    dutyToggle.textContent = t(person.on_duty ? "admin.end_shift" : "admin.start_shift");
+    dutyToggle.setAttribute("aria-pressed", String(person.on_duty));
+  }
   say($("person-error"), "");
   say($("person-ok"), "");
   $("phones").hidden = !person || !person.active;
@@ -161,6 +173,24 @@ $("person-active").addEventListener("click", async () => {
     say($("person-error"), error.message);
   }
 });
+
+/** Start the open person's shift, or end it, and show them again. */
+async function toggleDuty() {
+  const person = state.person;
+  if (!person) return;
+  dutyToggle.disabled = true;
+  try {
+    const on = !person.on_duty;
+    await sendJson("PUT", `/api/v1/people/${person.id}/duty`, { on });
+    await openPerson(person.id);
+    say($("person-ok"), t(on ? "admin.shift_started" : "admin.shift_ended", { name: person.name }));
+    reload();
+  } catch (error) {
+    say($("person-error"), error.message);
+  } finally {
+    dutyToggle.disabled = false;
+  }
+}
 
 $("add-person").addEventListener("click", () => showForm(null));
 $("person-close").addEventListener("click", () => {

@@ -24,6 +24,11 @@ const FEW_PEOPLE = 50; // chosen people up to this many get every fix, whatever 
 const FRAME_SAMPLES = 600; // frame times kept for the benchmark (bench/history.py)
 const EMPTY = { type: "FeatureCollection", features: [] };
 
+// The units in scope come with the page (GET /api/v1/units's answer), so the first piece
+// of the replay can be asked for at once: making the map (a WebGL context) and loading its
+// style hold the page's only thread for a second on a slow machine, and that answer would
+// otherwise wait behind them.
+const unitsAnswer = Promise.resolve(JSON.parse(document.getElementById("units").textContent));
 const base = createMap(settings, "map");
 const { map, project, unproject } = base;
 const state = {
@@ -125,7 +130,7 @@ function durationS() {
 
 /** Fetch the units in scope for the unit choice; return them as GeoJSON for the map. */
 async function loadUnits() {
-  const collection = await getJson("/api/v1/units");
+  const collection = await unitsAnswer;
   units = collection.features;
   const select = $("replay-unit");
   for (const unit of units.map((f) => f.properties)) {
@@ -437,14 +442,27 @@ function frame(nowMs) {
     if (state.playing) sample(drawTimes, performance.now() - started);
     if (firstFramePending) {
       firstFramePending = false;
-      // For bench/history.py: ms from the page's navigation to the first frame with data.
-      map.once("idle", () => {
+      whenPeopleDrawn(() => {
+        // For bench/history.py: ms from the page's navigation to the first frame with data.
         document.body.dataset.replayFirstFrame = String(Math.round(performance.now()));
         releaseFrameWaiters();
       });
+      // ... and until the map is idle too (basemap tiles and labels drawn).
+      map.once("idle", () => { document.body.dataset.replayIdle = String(Math.round(performance.now())); });
     }
   }
   requestAnimationFrame(frame);
+}
+
+/** Call `then` after the first frame drawn once the people's source has taken its data. */
+function whenPeopleDrawn(then) {
+  const check = () => {
+    if (!map.isSourceLoaded("replay-people")) return;
+    map.off("render", check);
+    then();
+  };
+  map.on("render", check);
+  map.triggerRepaint();
 }
 
 function releaseFrameWaiters() {

@@ -69,6 +69,9 @@ const state = {
   recorded: 0,
   stored: 0,
   duplicates: 0,
+  // Fixes the server acknowledged but did not keep (outside the tracking policy), since
+  // the last batch it kept in full.
+  notKept: 0,
   battery: null,
   sos: JSON.parse(localStorage.getItem(KEY.sos) || "[]"),
   tasks: [],
@@ -196,6 +199,9 @@ function connect() {
   });
   socket.on("disconnect", () => {
     state.connection = navigator.onLine ? "connecting" : "offline";
+    // The server may have ended a shift that went quiet meanwhile (SHIFT_IDLE_CLOSE_S):
+    // say again that this phone is on duty before sending what it queued.
+    if (state.onDuty) state.dutySynced = false;
     render();
   });
   socket.on("connect_error", (err) => {
@@ -207,6 +213,7 @@ function connect() {
     render();
   });
   socket.on("revoked", refuse);
+  socket.on("duty", onDutySetByStaff);
   socket.on("task", onTask);
   socket.on("report_status", (status) => reports.setStatus(status));
 }
@@ -269,6 +276,8 @@ function scheduleRetry() {
 
 async function flush() {
   if (sending || !queue || !socket || !socket.connected) return;
+  // Under the `on_duty` policy the server keeps a fix only once it knows of the shift.
+  if (state.onDuty && !state.dutySynced) return;
   sending = true;
   try {
     while (socket && socket.connected) {
@@ -281,6 +290,7 @@ async function flush() {
         if (rejected) await queue.bump("rejected", rejected);
         state.stored += ack.stored;
         state.duplicates += ack.duplicates;
+        noteNotKept(ack.not_kept || 0);
         backoffMs = 0;
         batchLimit = settings.batch_size;
       } else if (ack && !ack.retry) {
@@ -322,6 +332,11 @@ async function refreshCounts() {
   ]);
   Object.assign(state, { queued, rejected, capped });
   render();
+}
+
+// Acknowledged, so the queue moves on, but not stored: say so instead of showing them sent.
+function noteNotKept(count) {
+  state.notKept = count ? state.notKept + count : 0;
 }
 
 // --- sampling -------------------------------------------------------------------------
@@ -423,18 +438,54 @@ async function setDuty(on, { send = true } = {}) {
   if (send) await syncDuty();
 }
 
+let dutySending = false;
+
 async function syncDuty() {
-  if (state.dutySynced || !socket || !socket.connected) return;
+  if (dutySending || state.dutySynced || !socket || !socket.connected) return;
+  dutySending = true;
+  let sent;
+  try {
+    sent = await sendDuty();
+  } finally {
+    dutySending = false;
+  }
+  // Tapped again while the last one was on its way: send the newer one.
+  if (sent !== undefined && sent !== state.onDuty) syncDuty();
+}
+
+// Fixes taken on duty are sent after an `on` and before an `off`: the server keeps a
+// fix only while the person is on duty. Return what the server acknowledged, if it did.
+async function sendDuty() {
   const on = state.onDuty;
+  if (!on) {
+    await flush();
+    if (queue && (await queue.count()) > 0) {
+      setTimeout(syncDuty, 3000);
+      return;
+    }
+  }
   const ack = await call("duty", { on }, settings.ack_timeout_s);
-  if (ack && ack.ok && state.onDuty === on) {
-    state.dutySynced = true;
-  } else if (isRefusal(ack)) {
+  if (ack && ack.ok) {
+    if (state.onDuty === on) {
+      state.dutySynced = true;
+      if (on) flush();
+    }
+    render();
+    return on;
+  }
+  if (isRefusal(ack)) {
     refuse();
   } else if (!ack || ack.retry) {
     setTimeout(syncDuty, 3000);
   }
   render();
+}
+
+// Staff started or ended this person's shift on /admin: follow it, and sample only on
+// duty. Saying it back to the server settles a `duty` this phone sent meanwhile.
+function onDutySetByStaff(payload) {
+  if (!payload || typeof payload.on !== "boolean" || state.revoked) return;
+  if (payload.on !== state.onDuty) setDuty(payload.on);
 }
 
 async function keepScreenOn() {
@@ -614,6 +665,12 @@ function render() {
   show("geo-error", state.geoError);
   show("capped", state.capped ? t("capped", { n: state.capped }) : "");
   show("rejected", state.rejected ? t("rejected", { n: state.rejected }) : "");
+  const notKept = $("not-kept");
+  notKept.className = `banner ${state.notKept ? "banner-warn" : "banner-muted"}`;
+  show(
+    "not-kept",
+    state.notKept ? t("not_kept", { n: state.notKept }) : state.onDuty ? "" : t("off_duty_not_kept"),
+  );
 
   const sos = state.sos[state.sos.length - 1];
   const sosBanner = $("sos-status");

@@ -39,6 +39,8 @@ const MESSAGES = {
     charging: "充电中",
     unknown: "—",
     rejected: "{n} 个定位点被服务器拒收，已丢弃",
+    off_duty_not_kept: "未开始执勤：位置不会保存",
+    not_kept: "未在执勤时间内：最近 {n} 个位置服务器已收到，但不会保存",
     capped: "离线存储已满：已删除最早的 {n} 个定位点，保留最新的。",
     background_title: "请保持此页面在前台",
     background_body: "应用在后台或熄屏时，浏览器会暂停定位。如需熄屏时持续定位，请改用定位应用：",
@@ -151,6 +153,8 @@ const MESSAGES = {
     charging: "charging",
     unknown: "—",
     rejected: "{n} fixes refused by the server and dropped",
+    off_duty_not_kept: "Not on duty: positions are not kept",
+    not_kept: "Outside duty: the server received the last {n} positions but does not keep them",
     capped:
       "Offline storage was full: the {n} oldest fixes were deleted to keep the newest.",
     background_title: "Keep this screen open",

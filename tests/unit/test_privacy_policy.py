@@ -1,12 +1,15 @@
-"""Tracking policies: inheritance down the unit tree and duty hours (no database)."""
+"""Tracking policies: inheritance down the unit tree, duty hours, the copy (no database)."""
 
 from __future__ import annotations
 
-from datetime import time
+from datetime import UTC, datetime, time
 from types import SimpleNamespace
 
+from flask import Flask
+
+from tracker import store
 from tracker.privacy import rules
-from tracker.privacy.policy import UnitPolicy, resolve
+from tracker.privacy.policy import OFF_DUTY, TrackingPolicies, UnitPolicy, resolve
 
 
 def unit(id, parent_id=None, policy=None, start=None, end=None, shows=None):
@@ -64,3 +67,32 @@ def test_duty_hours_input_names_the_rule():
     assert str(rules.tracking_policy_problem("sometimes", None)).startswith("must be one of")
     assert rules.tracking_policy_problem("on_duty", None) is None
     assert str(rules.legal_basis_problem("because")).startswith("must be one of consent")
+
+
+def test_a_shift_opened_while_the_policies_are_read_is_kept(monkeypatch):
+    app = Flask(__name__)
+    app.config.update(
+        TRACKING_POLICY="on_duty",
+        LIVE_SHOWS_OFF_DUTY=False,
+        TRACKING_POLICY_REFRESH_S=10.0,
+        HISTORY_TIME_ZONE="Asia/Shanghai",
+    )
+    policies = TrackingPolicies()
+    policies.init_app(app)
+
+    def on_duty_read_before_the_commit(_session):
+        # Person 7's shift is committed and noted after the read's snapshot was taken.
+        policies.note_duty(7, True)
+        return set()
+
+    monkeypatch.setattr(store.privacy, "unit_policies", lambda _session: [])
+    monkeypatch.setattr(store.privacy, "people_units", lambda _session: {7: None})
+    monkeypatch.setattr(store.privacy, "on_duty_people", on_duty_read_before_the_commit)
+    monkeypatch.setattr(store.privacy, "ended_shifts", lambda _session, _after: {})
+    policies.load()
+    now = datetime.now(UTC)
+    assert policies.why_not_kept(7, now) is None
+    monkeypatch.setattr(store.privacy, "on_duty_people", lambda _session: set())
+    policies.note_duty(7, False)
+    policies.load()
+    assert policies.why_not_kept(7, now) == OFF_DUTY

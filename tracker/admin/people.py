@@ -10,8 +10,10 @@ from flask import current_app, g
 
 from .. import audit, roster, store
 from ..extensions import db
+from ..ingest.events import send_to_device
 from ..messages import Message
 from ..models import Person, User
+from ..privacy.policy import policies
 from .rules import (
     PERSON_NAME_MAX_CHARS,
     AdminConflict,
@@ -313,4 +315,48 @@ def update(user: User, person_id: int, body: Any) -> dict[str, Any]:
     _, refused = change(target, values)
     db.session.commit()
     roster.announce_revoked(refused)
+    return _row(user, person_id)
+
+
+def set_duty(user: User, person_id: int, body: Any) -> dict[str, Any]:
+    """Start or end a person's shift from a `{"on": true|false}` body and commit, audited.
+
+    For people whose GPS app has no duty button (Traccar Client, OsmAnd, ...): under the
+    `on_duty` policy their fixes are kept only while a shift is open. The shift is the one
+    the phone app's 开始执勤 opens, so this process keeps the person's fixes from the next
+    one on, and the person's phone app, if open, shows the change.
+
+    Raises:
+        AdminError: unknown or not visible (404), `on` is not a boolean (400), or the
+            person is deactivated (409).
+    """
+    target = store.people.managed_person(db.session, user, person_id)
+    if target is None:
+        raise AdminNotFound("person: not found")
+    on = _body(body).get("on")
+    if not isinstance(on, bool):
+        raise invalid("on", Message("must be true or false"))
+    if on and not target.active:
+        raise AdminConflict("person: deactivated; reactivate them before starting a shift")
+    # Starting a shift that is open, or ending one that is not, changes and records nothing.
+    shift = None
+    if on and not store.privacy.is_on_duty(db.session, person_id):
+        shift = store.people.open_shift(db.session, person_id)
+    elif not on:
+        shift = store.people.close_shift(db.session, person_id, "staff")
+    if shift is not None:
+        audit.record(
+            "person.shift_start" if on else "person.shift_end",
+            "person",
+            person_id,
+            {"on_duty": not on},
+            {"on_duty": on, "shift_id": shift.id},
+        )
+    ended = None if on or shift is None else (shift.started_at, shift.ended_at)
+    db.session.commit()
+    policies.note_duty(person_id, on, ended)
+    if shift is not None:
+        log.info("person %d %s duty by staff account %d", person_id, "on" if on else "off", user.id)
+        for device_id in store.devices.active_devices(db.session, person_id):
+            send_to_device(device_id, "duty", {"on": on})
     return _row(user, person_id)

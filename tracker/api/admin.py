@@ -118,6 +118,14 @@ def people_update(person_id: int):
     return jsonify(people.update(current_user, person_id, request.get_json(silent=True)))
 
 
+@bp.put("/people/<int:person_id>/duty")
+@login_required
+def people_duty(person_id: int):
+    """Start or end a person's shift `{on}`, for GPS apps that have no duty button."""
+    _may_change()
+    return jsonify(people.set_duty(current_user, person_id, request.get_json(silent=True)))
+
+
 @bp.get("/people/<int:person_id>/devices")
 @login_required
 def devices_index(person_id: int):

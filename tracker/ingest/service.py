@@ -315,8 +315,9 @@ def set_duty(device: DeviceIdentity, payload: Any) -> dict[str, Any]:
             shift = store.people.open_shift(db.session, device.person_id)
         else:
             shift = store.people.close_shift(db.session, device.person_id)
+        ended = None if payload["on"] or shift is None else (shift.started_at, shift.ended_at)
         db.session.commit()
-        policies.note_duty(device.person_id, payload["on"])
+        policies.note_duty(device.person_id, payload["on"], ended)
     except SQLAlchemyError:
         db.session.rollback()
         log.warning("duty change for person %d failed", device.person_id, exc_info=True)

@@ -4,7 +4,8 @@ Each unit may say `on_duty` (only while the person has an open shift), `duty_hou
 between its duty_start and duty_end, local time) or `always`; a unit without a setting
 inherits its parent's, and at the top TRACKING_POLICY. The hot path asks this process's
 copy, never the database: the copy is re-read every TRACKING_POLICY_REFRESH_S in the
-background, and a phone going on or off duty through this process updates it at once.
+background, and a phone going on or off duty through this process (or staff starting or
+ending a person's shift on /admin) updates it at once.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from datetime import time as clock_time
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -27,6 +28,9 @@ from ..extensions import db
 log = logging.getLogger(__name__)
 
 POLICIES = ("always", "on_duty", "duty_hours")
+# A fix taken during a shift is kept when it arrives after the shift ended (a GPS app that
+# was out of signal, a phone that queued offline), if the shift ended this recently.
+LATE_FIX_SHIFT_WINDOW = timedelta(hours=24)
 # Why a fix was acknowledged but not kept (the metrics' `reason` label).
 OFF_DUTY = "off_duty"
 OUTSIDE_DUTY_HOURS = "outside_duty_hours"
@@ -97,10 +101,15 @@ class TrackingPolicies:
     def __init__(self) -> None:
         """Start unloaded; init_app() binds it, the first question loads it."""
         self._app: Flask | None = None
-        self.default = UnitPolicy("always", live_shows_off_duty=True)
+        self.default = UnitPolicy("on_duty")
         self._units: dict[int, UnitPolicy] = {}
         self._person_unit: dict[int, int | None] = {}
         self._on_duty: set[int] = set()
+        # Shifts ended within LATE_FIX_SHIFT_WINDOW: person -> [(start, end)].
+        self._ended: dict[int, list[tuple[datetime, datetime]]] = {}
+        # Duty changes noted since the last read began: person -> (on, when noted).
+        self._duty_notes: dict[int, tuple[bool, float]] = {}
+        self._ended_notes: dict[int, tuple[datetime, datetime]] = {}
         self._all_always = True
         self._loaded_at: float | None = None
         # When a read was last tried, successful or not: a database outage must not turn
@@ -126,7 +135,7 @@ class TrackingPolicies:
     def load(self) -> None:
         """Read the policies, people's units and open shifts now (one query each)."""
         assert self._app is not None
-        self._tried_at = time.monotonic()
+        started = self._tried_at = time.monotonic()
         with self._app.app_context():
             try:
                 units = resolve(store.privacy.unit_policies(db.session), self.default)
@@ -136,13 +145,33 @@ class TrackingPolicies:
                 restricted = restricted or not self.default.live_shows_off_duty
                 person_unit = store.privacy.people_units(db.session) if restricted else {}
                 on_duty = store.privacy.on_duty_people(db.session) if restricted else set()
+                ended = (
+                    store.privacy.ended_shifts(
+                        db.session, datetime.now(UTC) - LATE_FIX_SHIFT_WINDOW
+                    )
+                    if restricted
+                    else {}
+                )
             except SQLAlchemyError as exc:
                 log.warning("reading the tracking policies failed: %s", exc)
                 db.session.rollback()
                 return
             finally:
                 db.session.remove()
+        # A shift opened or closed while the queries ran may be missing from what they read.
+        self._duty_notes = {p: n for p, n in self._duty_notes.items() if n[1] >= started}
+        self._ended_notes = {
+            p: span for p, span in self._ended_notes.items() if p in self._duty_notes
+        }
+        for person_id, (on, _) in self._duty_notes.items():
+            if on:
+                on_duty.add(person_id)
+            else:
+                on_duty.discard(person_id)
+                if person_id in self._ended_notes:
+                    ended.setdefault(person_id, []).append(self._ended_notes[person_id])
         self._units, self._person_unit, self._on_duty = units, person_unit, on_duty
+        self._ended = ended
         self._all_always = not restricted
         self._loaded_at = time.monotonic()
 
@@ -184,13 +213,21 @@ class TrackingPolicies:
         if person_id not in self._person_unit:
             self._learn_now()
         policy = self.policy_of(person_id)
-        if policy.tracking == "on_duty" and person_id not in self._on_duty:
+        if (
+            policy.tracking == "on_duty"
+            and person_id not in self._on_duty
+            and not self._was_on_duty(person_id, ts)
+        ):
             return OFF_DUTY
         if policy.tracking == "duty_hours" and not policy.within_hours(
             ts.astimezone(self.zone).time()
         ):
             return OUTSIDE_DUTY_HOURS
         return None
+
+    def _was_on_duty(self, person_id: int, ts: datetime) -> bool:
+        """Return whether `ts` lies in a shift of the person that ended recently."""
+        return any(start <= ts <= end for start, end in self._ended.get(person_id, ()))
 
     def shows_on_live_map(self, person_id: int, unit_id: int | None, on_duty: bool) -> bool:
         """Return whether the live map may show this person now."""
@@ -200,12 +237,25 @@ class TrackingPolicies:
         policy = self._units.get(unit_id, self.default) if unit_id is not None else self.default
         return policy.live_shows_off_duty
 
-    def note_duty(self, person_id: int, on: bool) -> None:
-        """Record at once that a person went on or off duty through this process."""
+    def note_duty(
+        self, person_id: int, on: bool, ended: tuple[datetime, datetime] | None = None
+    ) -> None:
+        """Record at once that a person went on or off duty through this process (committed).
+
+        Args:
+            person_id: who.
+            on: on duty now, or off.
+            ended: the (start, end) of the shift that going off duty closed, if any: a fix
+                taken in it may still arrive.
+        """
+        self._duty_notes[person_id] = (on, time.monotonic())
         if on:
             self._on_duty.add(person_id)
         else:
             self._on_duty.discard(person_id)
+        if ended is not None:
+            self._ended_notes[person_id] = ended
+            self._ended.setdefault(person_id, []).append(ended)
 
 
 policies = TrackingPolicies()

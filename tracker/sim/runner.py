@@ -36,6 +36,7 @@ class SimStats:
     stored: int = 0
     duplicates: int = 0
     rejected: int = 0
+    not_kept: int = 0
     failures: int = 0
     started: float = field(default_factory=time.monotonic)
 
@@ -43,11 +44,12 @@ class SimStats:
         """Return a one-line progress report."""
         elapsed = time.monotonic() - self.started
         rate = self.stored / elapsed if elapsed > 0 else 0.0
-        waiting = self.sent - self.stored - self.duplicates - self.rejected
+        waiting = self.sent - self.stored - self.duplicates - self.rejected - self.not_kept
         return (
             f"{elapsed:6.0f} s | phones {self.connected}/{self.phones} connected | "
             f"stored {self.stored} ({rate:.0f}/s) | waiting {max(waiting, 0)} | "
-            f"duplicates {self.duplicates} | rejected {self.rejected} | retries {self.failures}"
+            f"duplicates {self.duplicates} | rejected {self.rejected} | "
+            f"not kept {self.not_kept} | retries {self.failures}"
         )
 
 
@@ -106,7 +108,10 @@ class SimPhone:
                 await socket.connect(session)
                 socket.counted = True
                 stats.connected += 1
-                await socket.call("duty", {"on": True})
+                # Simulated people are on duty: under the `on_duty` policy (the default)
+                # the server keeps their fixes only then.
+                if not (await socket.call("duty", {"on": True})).get("ok"):
+                    raise SocketClosedError("duty: not acknowledged")
             batch = self.queue[:MAX_BATCH]
             ack = await socket.call("positions", {"positions": batch})
         except (TimeoutError, SocketClosedError, aiohttp.ClientError, OSError):
@@ -121,6 +126,7 @@ class SimPhone:
         stats.stored += ack["stored"]
         stats.duplicates += ack["duplicates"]
         stats.rejected += len(ack["rejected"])
+        stats.not_kept += ack.get("not_kept", 0)
         return socket
 
 

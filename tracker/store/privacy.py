@@ -99,6 +99,42 @@ def on_duty_people(session: Session) -> set[int]:
     return set(session.execute(select(Shift.person_id).where(Shift.ended_at.is_(None))).scalars())
 
 
+# A shift's (start, end).
+Span = tuple[datetime, datetime]
+
+
+def ended_shifts(session: Session, ended_after: datetime) -> dict[int, list[Span]]:
+    """Return the shifts that ended after `ended_after`: person id -> [(start, end)].
+
+    Args:
+        session: a session.
+        ended_after: the oldest end wanted.
+    """
+    shifts: dict[int, list[Span]] = {}
+    rows = session.execute(
+        select(Shift.person_id, Shift.started_at, Shift.ended_at).where(
+            Shift.ended_at > ended_after
+        )
+    )
+    for person_id, started_at, ended_at in rows:
+        shifts.setdefault(person_id, []).append((started_at, ended_at))
+    return shifts
+
+
+def is_on_duty(session: Session, person_id: int) -> bool:
+    """Return whether a person has an open shift.
+
+    Args:
+        session: a session.
+        person_id: the person.
+
+    Returns:
+        True while they are on duty.
+    """
+    open_shift = select(Shift.id).where(Shift.person_id == person_id, Shift.ended_at.is_(None))
+    return session.execute(open_shift.limit(1)).first() is not None
+
+
 def set_unit_policy(
     session: Session,
     unit_id: int,

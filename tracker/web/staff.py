@@ -12,6 +12,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
 from .. import basemaps
+from ..api import routes as api_routes
 from ..api.basemaps import preference_of
 from .i18n import LANG_COOKIE, js_messages, page_language
 
@@ -242,6 +243,10 @@ ADMIN_MESSAGES = {
     "admin.confirm_deactivate": _l(
         "Deactivate {name}? Their phones stop working and their shift ends."
     ),
+    "admin.start_shift": _l("Start shift"),
+    "admin.end_shift": _l("End shift"),
+    "admin.shift_started": _l("{name} is now on duty."),
+    "admin.shift_ended": _l("{name} is now off duty."),
     "admin.no_grid": _l("No patrol grid"),
     "admin.choose_unit": _l("Choose a unit"),
     "admin.need_name": _l("Write a name."),
@@ -316,6 +321,8 @@ ADMIN_MESSAGES = {
     "audit.action.person.export_gpx": _l("Exported a person's fixes"),
     "audit.action.person.erase": _l("Erased a person"),
     "audit.action.person.legal_basis": _l("Recorded a legal basis"),
+    "audit.action.person.shift_start": _l("Started a shift"),
+    "audit.action.person.shift_end": _l("Ended a shift"),
     "audit.action.unit.tracking_policy": _l("Changed a tracking policy"),
     "audit.action.session.login": _l("Logged in"),
     "audit.action.session.login_failed": _l("Failed login"),
@@ -477,10 +484,12 @@ def replay_page():
     """Show the group replay: everyone of a unit or chosen people through a past range."""
     if not current_user.is_authenticated:
         return redirect(url_for("staff.login_page"))
+    # The units in scope, as GET /api/v1/units answers them, come with the page: the page
+    # needs their bounds to choose its zoom, and so the thinning of its first request,
+    # which can then leave before the map is made rather than after a round trip.
+    units = api_routes.units().get_json()
     return _render_page(
-        "staff/replay.html",
-        REPLAY_MESSAGES,
-        settings=_page_settings(),
+        "staff/replay.html", REPLAY_MESSAGES, settings=_page_settings(), units=units
     )
 
 
