@@ -26,7 +26,7 @@ function init(args)
   sent = {}
   for i = 1, #tokens do sent[i] = 0 end
   next_device = 1
-  ok, other, rejected = 0, 0, 0
+  ok, other, rejected, busy = 0, 0, 0, 0
 end
 
 function request()
@@ -61,21 +61,23 @@ function response(status, headers, body)
     end
   else
     other = other + 1
+    if status == 503 then busy = busy + 1 end
   end
 end
 
 function done(summary, latency, requests)
-  local total_ok, total_other, total_rejected = 0, 0, 0
+  local total_ok, total_other, total_rejected, total_busy = 0, 0, 0, 0
   for _, thread in ipairs(threads) do
+    total_busy = total_busy + thread:get("busy")
     total_ok = total_ok + thread:get("ok")
     total_other = total_other + thread:get("other")
     total_rejected = total_rejected + thread:get("rejected")
   end
   io.write(string.format(
-    'RESULT {"ok": %d, "other": %d, "rejected": %d, "requests": %d, "duration_us": %d, ' ..
+    'RESULT {"ok": %d, "other": %d, "busy": %d, "rejected": %d, "requests": %d, "duration_us": %d, ' ..
     '"connect_errors": %d, "read_errors": %d, "write_errors": %d, "timeouts": %d, ' ..
     '"status_errors": %d, "p50_us": %d, "p99_us": %d, "max_us": %d}\n',
-    total_ok, total_other, total_rejected, summary.requests, summary.duration,
+    total_ok, total_other, total_busy, total_rejected, summary.requests, summary.duration,
     summary.errors.connect, summary.errors.read, summary.errors.write, summary.errors.timeout,
     summary.errors.status, latency:percentile(50), latency:percentile(99), latency.max))
 end

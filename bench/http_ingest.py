@@ -81,6 +81,7 @@ class WrkResult:
     connections: int
     ok: int
     other: int
+    busy: int  # of `other`: answered 503 (the app resends)
     rejected: int
     duration_s: float
     p50_ms: float
@@ -134,6 +135,7 @@ def run_wrk(
         connections=connections,
         ok=r["ok"],
         other=r["other"],
+        busy=r["busy"],
         rejected=r["rejected"],
         duration_s=r["duration_us"] / 1e6,
         p50_ms=r["p50_us"] / 1000,
@@ -381,7 +383,7 @@ def closed_rows(results: list[WrkResult], reference: dict[int, WrkResult]) -> li
                 f"{r.connections:,}",
                 f"**{r.ok_per_s:,.0f}**",
                 f"{r.p50_ms:.0f} / {r.p99_ms:.0f} ms",
-                f"{r.other:,} non-200, {r.rejected} rejected"
+                f"{r.other:,} non-200 ({r.busy:,} of them 503), {r.rejected} rejected"
                 + (f", {r.errors}" if r.errors else ""),
                 f"{r.server_cpu_s / max(1, r.ok + r.other) * 1e6:.0f} µs",
                 f"{ref.ok_per_s:,.0f}/s ({ratio})" if ref else "n/a",

@@ -442,6 +442,7 @@ function frame(nowMs) {
     if (state.playing) sample(drawTimes, performance.now() - started);
     if (firstFramePending) {
       firstFramePending = false;
+      performance.mark("replay:first-draw");
       whenPeopleDrawn(() => {
         // For bench/history.py: ms from the page's navigation to the first frame with data.
         document.body.dataset.replayFirstFrame = String(Math.round(performance.now()));
@@ -791,21 +792,35 @@ window.__replay = {
   },
 };
 
+const REPLAY_LAYERS = ["replay-near-fill", "replay-near-line", "replay-tails", "replay-selected", "replay-people"];
+
+// The replay's layers join the style as soon as it is parsed, before the map's first full
+// render (which on a CPU-rendered map comes a second later): people decoded by then are in
+// that render.
+const layersAdded = new Promise((resolve) => {
+  map.once("style.load", () => {
+    addLayers();
+    resolve();
+  });
+});
+
 async function start() {
   performance.mark("replay:script");
   readUrl();
   wire();
-  // The units and the first piece of the replay are fetched while the map loads its style:
-  // the camera (and so the thinning) is known before the style is.
+  // The units came with the page, so the first piece of the replay is asked for now,
+  // while the map starts: the camera (and so the thinning) is known before the style is.
   const collection = await loadUnits();
   performance.mark("replay:units");
   fillControls();
   const loading = loadReplay();
+  await layersAdded;
+  requestAnimationFrame(frame);
   await base.ready;
   performance.mark("replay:map-ready");
-  addLayers();
+  // The map's own unit layers were added on load, above the replay's: put these back on top.
+  for (const id of REPLAY_LAYERS) map.moveLayer(id);
   base.showUnits(collection);
-  requestAnimationFrame(frame);
   await loading;
   setPlaying(false);
   window.__replay.ready = true;
