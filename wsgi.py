@@ -1,4 +1,4 @@
-"""WSGI entry point: `gunicorn -k gevent -w 1 wsgi:app` or `flask --app wsgi ...`."""
+"""WSGI entry point: `gunicorn -c deploy/gunicorn.conf.py wsgi:app` or `flask --app wsgi ...`."""
 
 from tracker import create_app
 
