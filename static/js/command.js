@@ -6,7 +6,7 @@ import { t } from "./i18n.js";
 import { createIncidents } from "./incidents.js";
 import { createLiveSocket } from "./live.js";
 import { createMap } from "./map.js";
-import { createPeopleLayer } from "./people.js";
+import { createPeopleLayer, requestSnapshot } from "./people.js";
 import { createMapSearch } from "./search.js";
 import { initTabs } from "./ui.js";
 
@@ -15,10 +15,15 @@ const canDispatch = settings.user.role === "admin" || settings.user.role === "di
 
 document.getElementById("account").textContent = `${settings.user.username} · ${t(`staff.${settings.user.role}`)}`;
 
+// The snapshot, the socket and the units are all asked for before the map sets itself up
+// (the longest wait): the people layer catches up on what the socket missed meanwhile.
+const firstSnapshot = requestSnapshot();
+const socket = createLiveSocket();
+socket.connect();
 const base = createMap(settings, "map");
 const people = createPeopleLayer(base, settings);
-const socket = createLiveSocket();
-people.attach(socket);
+people.attach(socket, firstSnapshot);
+const unitsShown = people.loadUnits();
 document.getElementById("logout").addEventListener("click", () => {
   endSession().finally(() => {
     socket.disconnect();
@@ -28,21 +33,18 @@ document.getElementById("logout").addEventListener("click", () => {
 
 initTabs("alerts");
 const coverage = createCoverage(base, people);
+// Coverage tints and labels the units: it waits for them.
+const refreshCoverage = () => unitsShown.then(coverage.refresh);
 const incidents = createIncidents({ base, people, socket, settings });
 const alerts = createAlerts({
-  base, people, socket, canDispatch, openIncident: incidents.openIncident, onZoneAlert: coverage.refresh,
+  base, people, socket, canDispatch, openIncident: incidents.openIncident, onZoneAlert: refreshCoverage,
 });
-socket.on("connect", coverage.refresh);
-setInterval(coverage.refresh, Math.max(1, settings.coverage_refresh_s) * 1000);
+socket.on("connect", refreshCoverage);
+setInterval(refreshCoverage, Math.max(1, settings.coverage_refresh_s) * 1000);
 
 const search = createMapSearch({ base, people, openIncident: incidents.openIncident, geocoder: settings.geocoder });
 
-people.ready.then(people.loadUnits).then(() => {
-  // The scope's boundaries decide the first view before any fix arrives.
-  base.fitFirstView();
-  incidents.fillUnits();
-  socket.connect();
-});
+unitsShown.then(incidents.fillUnits);
 
 // A handle for the browser tests and the benchmark: what the map and the panels hold.
 window.__tracker = {

@@ -28,6 +28,9 @@ export function roleColorer() {
   };
 }
 const MOVING_MPS = 0.5;
+// The first snapshot is read before the socket is in its room; what the server received
+// from this long before that read on is asked for again once it is (writes in flight).
+const CATCH_UP_MARGIN_MS = 5000;
 const $ = (id) => document.getElementById(id);
 
 /** Return the heading arrow: a wedge above the centre, rotated with the heading. */
@@ -35,7 +38,8 @@ function arrowImage() {
   const size = 64;
   const canvas = document.createElement("canvas");
   canvas.width = canvas.height = size;
-  const ctx = canvas.getContext("2d");
+  // A software canvas: reading a GPU one back costs SwiftShader (no GPU) a tenth of a second.
+  const ctx = canvas.getContext("2d", { willReadFrequently: true });
   ctx.beginPath();
   ctx.moveTo(size / 2, 2);
   ctx.lineTo(size / 2 + 9, 19);
@@ -112,12 +116,32 @@ function recordFrom(item) {
   };
 }
 
+/** Return the records of a /api/v1/live?format=columns answer: one array per field. */
+function recordsFromColumns(answer) {
+  const records = new Array(answer.count);
+  for (let i = 0; i < answer.count; i += 1) {
+    records[i] = {
+      id: answer.person_id[i], name: answer.name[i], role: answer.role[i], unit_id: answer.unit_id[i],
+      on_duty: answer.on_duty[i], ts: answer.ts_ms[i], lon: answer.lon[i], lat: answer.lat[i],
+      accuracy: answer.accuracy[i], speed: answer.speed[i], heading: answer.heading[i], battery: answer.battery[i],
+    };
+  }
+  return records;
+}
+
 function sameFeature(a, b) {
   const pa = a.properties;
   const pb = b.properties;
   return a.geometry.coordinates[0] === b.geometry.coordinates[0] &&
     a.geometry.coordinates[1] === b.geometry.coordinates[1] &&
     pa.stale === pb.stale && pa.moving === pb.moving && pa.heading === pb.heading && pa.color === pb.color;
+}
+
+/** Ask for the live snapshot in its compact form (GET /api/v1/live?format=columns). */
+export function requestSnapshot() {
+  const answer = getJson("/api/v1/live?format=columns");
+  answer.catch(() => {}); // attach() reads it again if this one failed
+  return answer;
 }
 
 /** Draw the people of the viewer's scope on `base` (from createMap) and wire the sidebar. */
@@ -130,7 +154,6 @@ export function createPeopleLayer(base, settings) {
   // What the people source holds: person id -> the feature last sent to the map. Each
   // render sends only the difference (GeoJSONSource.updateData), never the whole collection.
   const drawnFeatures = new Map();
-  let sourceSeeded = false;
   let selectedId = null;
   let trail = []; // WGS-84 [lon, lat, ts] of the selected person's fixes today
   let trailSummary = null;
@@ -143,6 +166,9 @@ export function createPeopleLayer(base, settings) {
   let socket = null;
 
   const ready = base.ready.then(() => addPeopleLayers(map));
+  // Fixes may arrive before the map can draw them: draw them once it can.
+  ready.then(scheduleRender);
+  let unitsShown = ready;
 
   const roleColor = roleColorer();
 
@@ -204,6 +230,7 @@ export function createPeopleLayer(base, settings) {
     if (!source) return;
     const started = performance.now();
     const now = Date.now();
+    const wasEmpty = drawnFeatures.size === 0;
     const changed = [];
     const seen = new Set();
     let reporting = 0;
@@ -231,7 +258,8 @@ export function createPeopleLayer(base, settings) {
           color: roleColor(p.role),
           stale,
           moving: !stale && p.speed != null && p.speed > MOVING_MPS && p.heading != null,
-          heading: p.heading || 0,
+          // Whole degrees: finer turns are invisible, and fewer distinct values tile faster.
+          heading: Math.round(p.heading || 0),
         },
       };
       const known = drawnFeatures.get(p.id);
@@ -241,9 +269,9 @@ export function createPeopleLayer(base, settings) {
     }
     const removed = [...drawnFeatures.keys()].filter((id) => !seen.has(id));
     for (const id of removed) drawnFeatures.delete(id);
-    if (!sourceSeeded) {
-      sourceSeeded = true;
-      source.setData({ type: "FeatureCollection", features: [...drawnFeatures.values()] });
+    if (wasEmpty && changed.length) {
+      // A first load (or everyone back after a filter) is one collection, not a diff.
+      source.setData({ type: "FeatureCollection", features: changed });
     } else if (changed.length || removed.length) {
       source.updateData({ add: changed, remove: removed });
     }
@@ -350,14 +378,14 @@ export function createPeopleLayer(base, settings) {
     socket.emit("subscribe", { bbox: narrowed ? viewportBbox() : null });
   }
 
-  /** Replace the state with /api/v1/live (after a (re)connect, nothing shown is stale). */
-  async function resync() {
-    let url = "/api/v1/live";
-    if (narrowed) url += `?bbox=${viewportBbox().join(",")}`;
-    const collection = await getJson(url);
-    const records = collection.features.map((f) =>
-      recordFrom({ ...f.properties, lon: f.geometry.coordinates[0], lat: f.geometry.coordinates[1] }));
-    if (!narrowed) {
+  let firstLoad = null; // the first snapshot's read_at, once drawn (see attach)
+
+  /** Merge a read of /api/v1/live; a whole one (not a catch-up) also drops who is gone. */
+  async function applyRead(records, whole) {
+    performance.mark("tracker:snapshot"); // for bench/map_browser.py and DevTools
+    // The scope's units decide the first view: draw once they are shown.
+    await unitsShown;
+    if (whole && !narrowed) {
       const present = new Set(records.map((r) => r.id));
       for (const id of [...people.keys()]) if (!present.has(id)) people.delete(id);
     }
@@ -368,12 +396,45 @@ export function createPeopleLayer(base, settings) {
     }
     scheduleRender();
     fitOnce();
+  }
+
+  /** Draw the first snapshot as soon as it and the map are there; return its read_at. */
+  async function drawFirstSnapshot(snapshot) {
+    const answer = await snapshot;
+    await applyRead(recordsFromColumns(answer), true);
+    return answer.read_at;
+  }
+
+  /**
+   * Bring the state up to date with /api/v1/live (after a (re)connect, nothing shown is stale).
+   *
+   * The compact form (one array per field) keeps the first load of 20,000 people short. The
+   * first snapshot was read before the socket was in its room: after the first connect only
+   * what the server received from a little before that read on is read again.
+   */
+  async function resync() {
+    const drawn = firstLoad;
+    firstLoad = null;
+    const readAt = drawn && (await drawn);
+    if (readAt) {
+      const since = new Date(Date.parse(readAt) - CATCH_UP_MARGIN_MS).toISOString();
+      const missed = await getJson(`/api/v1/live?format=columns&received_since=${encodeURIComponent(since)}`);
+      await applyRead(recordsFromColumns(missed), false);
+    } else {
+      let url = "/api/v1/live?format=columns";
+      if (narrowed) url += `&bbox=${viewportBbox().join(",")}`;
+      await applyRead(recordsFromColumns(await getJson(url)), true);
+    }
     document.body.dataset.synced = String(Date.now());
   }
 
-  /** Follow the /live socket: positions, and a resync after every (re)connect. */
-  function attach(liveSocket) {
+  /** Follow the /live socket: positions, and a resync after every (re)connect.
+   *
+   * `firstSnapshot` (requestSnapshot) is drawn without waiting for the socket. */
+  function attach(liveSocket, firstSnapshot = null) {
     socket = liveSocket;
+    // A failed first read leaves the first connect to read everything.
+    if (firstSnapshot) firstLoad = drawFirstSnapshot(firstSnapshot).catch(() => null);
     socket.on("connect", () => {
       if (narrowed) subscribeViewport();
       resync();
@@ -382,9 +443,15 @@ export function createPeopleLayer(base, settings) {
   }
 
   // --- units ----------------------------------------------------------------------
-  async function loadUnits() {
-    base.showUnits(await getJson("/api/v1/units"));
-    renderUnitTree();
+  /** Fetch the units at once and show them when the map is ready; resolve once shown. */
+  function loadUnits() {
+    const answer = getJson("/api/v1/units");
+    unitsShown = ready.then(async () => {
+      base.showUnits(await answer);
+      renderUnitTree();
+      fitOnce();
+    });
+    return unitsShown;
   }
 
   function renderUnitTree() {

