@@ -539,7 +539,8 @@ class ReportGridDay(db.Model):
         ForeignKey("units.id", ondelete="CASCADE"), primary_key=True
     )
     day: Mapped[date] = mapped_column(Date, primary_key=True)
-    inputs_key: Mapped[str] = mapped_column(String(64))
+    # Part of the key: a street's report and the district's may measure a grid-day apart.
+    inputs_key: Mapped[str] = mapped_column(String(64), primary_key=True)
     coverage_ratio: Mapped[float] = mapped_column(REAL)
     computed_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()

@@ -1,7 +1,7 @@
 /* The coverage picture of a grid-day: the grid, its covered area shaded, the on-duty tracks.
  *
  * Uses the shared map set-up (map.js) read-only: basemap, GCJ-02 and the projection of
- * what is drawn. The covered area comes from PostGIS (GET /api/v1/reports/coverage).
+ * what is drawn. The covered area comes from the server (GET /api/v1/reports/coverage).
  */
 import { getJson } from "./api.js";
 import { createMap } from "./map.js";

@@ -166,8 +166,8 @@ def test_a_recorded_hike_through_an_imported_grid_matches_shapely_and_pyproj(
     inside_s, outside_s, tracked_s, coverage_pct = independent_figures(kept, grid)
     assert inside_s > 600 and outside_s > 600, "the grid must split the walk"
     # Stated tolerance: 1 s for times (the JSON rounds to seconds), 0.5 percentage points
-    # for coverage (PostGIS buffers with 8 segments a quarter circle like the test, but
-    # projects through PROJ's own code path).
+    # for coverage (the report buffers simplified pieces, the test the whole track as it
+    # is; both with 8 segments a quarter circle).
     assert row["inside_s"] == pytest.approx(inside_s, abs=1)
     assert row["outside_s"] == pytest.approx(outside_s, abs=1)
     assert row["duty_s"] == pytest.approx((end - start).total_seconds(), abs=1)
@@ -304,7 +304,8 @@ def test_late_fixes_change_the_report_of_their_day(
     assert grid_after["coverage_pct"] > grid_before["coverage_pct"] * 2
     assert grid_after["covered_s"] > grid_before["covered_s"] + 7000
     assert kept_rows(app, "report_person_days", "person_id", phone.person_id)[0][0] != kept[0]
-    assert kept_rows(app, "report_grid_days", "grid_id", grid)[0][0] != kept_grid[0]
+    # The grid-day is kept under its new key; the old key's row waits for RETENTION_DAYS.
+    assert len({key for key, _ in kept_rows(app, "report_grid_days", "grid_id", grid)}) == 2
     # The grid was measured again with the colleague's kept track: the same as from scratch.
     with app.app_context():
         db.session.execute(
@@ -324,6 +325,43 @@ def test_late_fixes_change_the_report_of_their_day(
     longer, _ = report()
     assert longer["duty_s"] == after["duty_s"] + 3600
     assert longer["lost_s"] == pytest.approx(after["lost_s"] + 3600, abs=1)
+
+
+def test_a_streets_and_the_districts_coverage_of_a_grid_are_kept_side_by_side(
+    app, client, make_phone, make_unit, make_user
+):
+    district = make_unit(kind="district")
+    streets = [make_unit(kind="street", parent_id=district) for _ in range(2)]
+    grid = make_unit(kind="grid", parent_id=streets[0])
+    with app.app_context():
+        db.session.execute(
+            text(
+                "UPDATE units SET boundary = ST_Multi(ST_MakeEnvelope(121.4730, 31.2300,"
+                " 121.4800, 31.2310, 4326)) WHERE id = :id"
+            ),
+            {"id": grid},
+        )
+        db.session.commit()
+    morning = datetime(2026, 6, 2, 8, 0, tzinfo=SHANGHAI)
+    # One of the grid's street walks its south edge, one of the next street its north edge.
+    for street, lat in ((streets[0], 31.2301), (streets[1], 31.2309)):
+        phone = make_phone(unit_id=street)
+        add_shift(app, phone.person_id, morning, morning + timedelta(hours=2))
+        store_fixes(app, phone, walk(morning, 60, lat=lat))
+    login(client, make_user)
+
+    def coverage_pct(unit):
+        query = {"from": "2026-06-02", "unit_id": unit}
+        rows = client.get("/api/v1/reports/grid-days", query_string=query).json["rows"]
+        return next(r["coverage_pct"] for r in rows if r["grid_id"] == grid)
+
+    street_pct, district_pct = coverage_pct(streets[0]), coverage_pct(district)
+    assert 0 < street_pct < district_pct
+    kept = sorted(kept_rows(app, "report_grid_days", "grid_id", grid))
+    assert len(kept) == 2
+    # The nightly run's order, and the morning's: each reads its own kept row.
+    assert (coverage_pct(district), coverage_pct(streets[0])) == (district_pct, street_pct)
+    assert sorted(kept_rows(app, "report_grid_days", "grid_id", grid)) == kept
 
 
 def test_a_day_with_an_open_shift_is_computed_every_time(

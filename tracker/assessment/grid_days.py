@@ -17,31 +17,44 @@ from .person_days import PersonDay
 class GridIndex:
     """The grids of a report, to say which grid holds each fix (the smallest, if nested)."""
 
+    # A track near more grids than this is placed point by point through the tree.
+    MAX_CANDIDATES = 64
+
     def __init__(self, grids: Mapping[int, BaseGeometry]) -> None:
         """Index the grids' geometries by id."""
         self.ids = np.fromiter(grids, dtype=np.int64, count=len(grids))
-        geoms = list(grids.values())
-        self.areas = np.array([g.area for g in geoms], dtype=float)
-        self.tree = shapely.STRtree(geoms)
+        self.geoms = np.asarray(list(grids.values()), dtype=object)
+        shapely.prepare(self.geoms)
+        self.areas = shapely.area(self.geoms)
+        self.tree = shapely.STRtree(self.geoms)
 
     def locate(self, fixes: Sequence[Fix]) -> np.ndarray:
         """Return the id of the grid that covers each fix, -1 outside every grid."""
         out = np.full(len(fixes), -1, dtype=np.int64)
         if not fixes or not len(self.ids):
             return out
-        points = shapely.points(
-            np.fromiter((f.lon for f in fixes), float, len(fixes)),
-            np.fromiter((f.lat for f in fixes), float, len(fixes)),
-        )
-        point_i, grid_i = self.tree.query(points, predicate="intersects")
+        lon = np.fromiter((f.lon for f in fixes), float, len(fixes))
+        lat = np.fromiter((f.lat for f in fixes), float, len(fixes))
+        near = self.tree.query(shapely.box(lon.min(), lat.min(), lon.max(), lat.max()))
         # Larger grids first, so that a nested smaller grid overwrites them.
+        if len(near) <= self.MAX_CANDIDATES:
+            # A day's walk lies near a few grids: test its coordinates against each.
+            for i in near[np.argsort(-self.areas[near], kind="stable")].tolist():
+                out[shapely.intersects_xy(self.geoms[i], lon, lat)] = self.ids[i]
+            return out
+        point_i, grid_i = self.tree.query(shapely.points(lon, lat), predicate="intersects")
         order = np.argsort(-self.areas[grid_i], kind="stable")
         out[point_i[order]] = self.ids[grid_i[order]]
         return out
 
 
 def time_in_grids(person: PersonDay, index: GridIndex) -> dict[int, list[Interval]]:
-    """Return the on-duty tracked time a person spent in each grid of the index."""
+    """Return the on-duty tracked time a person spent in each grid, as merged intervals.
+
+    Consecutive steps in one grid touch end to start, so a walk through a grid is one
+    interval rather than one per fix: this is what a report keeps per person-day and
+    reads back for every grid-day (a few dozen intervals, not thousands).
+    """
     steps, timeline = person.steps, person.timeline
     assert steps is not None and timeline is not None, "released"
     if not len(steps.first_fix):
@@ -51,10 +64,19 @@ def time_in_grids(person: PersonDay, index: GridIndex) -> dict[int, list[Interva
     for grid_id in np.unique(grid_of_step).tolist():
         if grid_id >= 0:
             keep = grid_of_step == grid_id
-            out[grid_id] = list(
-                zip(steps.starts[keep].tolist(), steps.ends[keep].tolist(), strict=True)
-            )
+            out[grid_id] = merge_sorted(steps.starts[keep], steps.ends[keep])
     return out
+
+
+def merge_sorted(starts: np.ndarray, ends: np.ndarray) -> list[Interval]:
+    """Return the union of intervals sorted by start, as merge() would, in numpy."""
+    if not len(starts):
+        return []
+    reach = np.maximum.accumulate(ends)
+    # A new run begins where an interval starts after everything before it has ended.
+    first = np.flatnonzero(np.concatenate(([True], starts[1:] > reach[:-1])))
+    last = np.concatenate((first[1:] - 1, [len(starts) - 1]))
+    return list(zip(starts[first].tolist(), reach[last].tolist(), strict=True))
 
 
 @dataclass(slots=True)
@@ -87,7 +109,7 @@ def grid_day(
         min_uncovered_s: shorter uncovered periods are not listed.
 
     Returns:
-        The grid's day; coverage_pct is filled in by the coverage query.
+        The grid's day; coverage_pct is filled in by coverage.coverage().
     """
     union = merge(iv for intervals in people.values() for iv in intervals)
     start, end = day.start + workday[0] * 3600, day.start + workday[1] * 3600

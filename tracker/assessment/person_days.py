@@ -93,18 +93,25 @@ class PersonDay:
         self.timeline = None
         self.steps = None
 
-    def duty_lines(self) -> list[list[tuple[float, float]]]:
-        """Return the on-duty track as lon/lat lines, cut where the signal was lost."""
+    def duty_lines(self) -> list[np.ndarray]:
+        """Return the on-duty track as lon/lat lines (rows of lon, lat), cut at lost signal."""
         assert self.timeline is not None and self.steps is not None, "released"
         fixes = self.timeline.fixes
-        lines: list[list[tuple[float, float]]] = []
-        last = -2
-        for i in np.unique(self.steps.first_fix).tolist():
-            if i != last + 1 or not lines:
-                lines.append([(fixes[i].lon, fixes[i].lat)])
-            lines[-1].append((fixes[i + 1].lon, fixes[i + 1].lat))
-            last = i
-        return lines
+        steps = np.unique(self.steps.first_fix)
+        if not len(steps):
+            return []
+        xy = np.column_stack(
+            (
+                np.fromiter((f.lon for f in fixes), float, len(fixes)),
+                np.fromiter((f.lat for f in fixes), float, len(fixes)),
+            )
+        )
+        # A line runs over consecutive steps: from the first step's fix to the last one's next.
+        first = np.flatnonzero(np.diff(steps, prepend=-2) != 1)
+        last = np.append(first[1:], len(steps)) - 1
+        return [
+            xy[steps[a] : steps[b] + 2] for a, b in zip(first.tolist(), last.tolist(), strict=True)
+        ]
 
 
 FIGURES = (
@@ -126,7 +133,9 @@ FIGURES = (
 
 
 def track_pieces(
-    lines: Sequence[Sequence[tuple[float, float]]], simplify_m: float = 0.0, size: int = 40
+    lines: Sequence[Sequence[tuple[float, float]] | np.ndarray],
+    simplify_m: float = 0.0,
+    size: int = 40,
 ) -> list[shapely.LineString]:
     """Return lon/lat lines, simplified, cut into pieces of at most `size` vertices.
 
@@ -136,27 +145,54 @@ def track_pieces(
             of longitude is never longer than one of latitude, so the tolerance in degrees
             of latitude is the safe one).
         size: the most vertices of a piece; consecutive pieces share a vertex, so together
-            they are the same lines, and short pieces keep the coverage query's buffers
-            cheap (store.assessment.coverage()).
+            they are the same lines, and short pieces keep the coverage's buffers and the
+            search for the pieces near a grid cheap (coverage.area_share()).
 
     Returns:
         The pieces.
     """
-    pieces = []
-    tolerance_deg = simplify_m / 111_320
-    for line in lines:
-        if len(line) < 2:
-            continue
-        coords = shapely.get_coordinates(
-            shapely.simplify(shapely.LineString(line), tolerance_deg, preserve_topology=False)
-        )
-        if len(coords) < 2:
-            coords = np.array([line[0], line[-1]])
-        for start in range(0, max(len(coords) - 1, 1), size - 1):
-            part = coords[start : start + size]
-            if len(part) > 1:
-                pieces.append(shapely.LineString(part))
-    return pieces
+    arrays = [np.asarray(line, dtype=float).reshape(-1, 2) for line in lines]
+    arrays = [a for a in arrays if len(a) >= 2]
+    if not arrays:
+        return []
+    geoms = shapely.linestrings(
+        np.concatenate(arrays), indices=np.repeat(np.arange(len(arrays)), [len(a) for a in arrays])
+    )
+    simplified = shapely.simplify(geoms, simplify_m / 111_320, preserve_topology=False)
+    # A line that simplifies to nothing (all its fixes in one place) keeps its two ends.
+    collapsed = shapely.get_num_coordinates(simplified) < 2
+    if collapsed.any():
+        simplified[collapsed] = [
+            shapely.LineString([a[0], a[-1]]) for a, c in zip(arrays, collapsed, strict=True) if c
+        ]
+    return list(cut_lines(simplified, size))
+
+
+def cut_lines(lines: np.ndarray, size: int) -> np.ndarray:
+    """Return lines cut into pieces of at most `size` vertices that share their ends.
+
+    Args:
+        lines: LineStrings of at least two vertices.
+        size: the most vertices of a piece (at least 2).
+
+    Returns:
+        The pieces, line by line and in order along each.
+    """
+    if not len(lines):
+        return np.zeros(0, dtype=object)
+    coords, owner = shapely.get_coordinates(lines, return_index=True)
+    counts = np.bincount(owner, minlength=len(lines))
+    first_vertex = np.cumsum(counts) - counts
+    per_line = -(-np.maximum(counts - 1, 0) // (size - 1))
+    line = np.repeat(np.arange(len(lines)), per_line)
+    k = np.arange(len(line)) - np.repeat(np.cumsum(per_line) - per_line, per_line)
+    first = first_vertex[line] + k * (size - 1)
+    last = np.minimum(first + size - 1, first_vertex[line] + counts[line] - 1)
+    lengths = last - first + 1
+    vertex = np.repeat(first, lengths) + (
+        np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    )
+    return shapely.linestrings(coords[vertex], indices=np.repeat(np.arange(len(first)), lengths))
 
 
 def on_duty_steps(fixes: Sequence[Fix], duty: Sequence[Interval], gap_s: float) -> Steps:

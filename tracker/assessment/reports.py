@@ -1,7 +1,7 @@
 """The reports read from the database: person-days and grid-days for a unit and days.
 
 Everything a report reads goes through tracker.store (scoped to the staff account); the
-figures come from person_days, grid_days and the coverage query. Fixes are read a day and
+figures come from person_days, grid_days and coverage.coverage(). Fixes are read a day and
 a batch of people at a time, so memory stays bounded however large the unit. Figures are
 kept in report_person_days and report_grid_days under the key of what they came from, and
 computed again only when that changes (a late fix, a corrected shift; docs/reports.md).
@@ -190,11 +190,17 @@ def compute(
         tracks: list[coverage.DayTrack] = []
         day_start = datetime.fromtimestamp(day.start, UTC)
         day_end = datetime.fromtimestamp(day.end, UTC)
+        # One scan of the day's fixes for everyone: a district's is most of the partition,
+        # read faster in one pass than as many index lookups as there are batches.
+        signatures = store.assessment.fix_signatures(session, ids, day_start, day_end)
         for batch_start in range(0, len(people), PEOPLE_PER_READ):
             batch = people[batch_start : batch_start + PEOPLE_PER_READ]
             batch_ids = [p.id for p in batch]
-            signatures = store.assessment.fix_signatures(session, batch_ids, day_start, day_end)
-            kept = store.assessment.cached_person_days(session, batch_ids, day.day) if cache else {}
+            kept = (
+                store.assessment.cached_person_days(session, batch_ids, day.day, grids_too)
+                if cache
+                else {}
+            )
             keys: dict[int, str | None] = {}
             for person in batch:
                 duty_day = merge(clip(duty.get(person.id, []), day.start, day.end))
@@ -257,7 +263,10 @@ def compute(
                     result = PersonDay.from_figures(
                         row.figures, merge(clip(duty.get(person.id, []), day.start, day.end))
                     )
-                    steps = {int(g): [(a, b) for a, b in ivs] for g, ivs in row.grid_steps.items()}
+                    steps = {
+                        int(g): [(a, b) for a, b in ivs]
+                        for g, ivs in (row.grid_steps or {}).items()
+                    }
                     kept_bounds = row.figures.get("track_bounds")
                     bounds = tuple(kept_bounds) if kept_bounds else None
                     pieces = None  # read only if a grid near it must be computed again

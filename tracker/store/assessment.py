@@ -1,4 +1,4 @@
-"""Report queries: the people and grids of a report, shifts, alerts, tasks, coverage.
+"""Report queries: the people and grids of a report, shifts, alerts, tasks, kept figures.
 
 The fixes of a report are read with store.history.replay_fixes(), the same query that
 feeds the replay, and filtered in Python by tracker.history.
@@ -6,16 +6,15 @@ feeds the replay, and filtered in Python by tracker.history.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
+import orjson
 from geoalchemy2 import WKTElement
-from sqlalchemy import CTE, Select, bindparam, delete, func, or_, select, text
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import CTE, Select, Text, cast, delete, func, null, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
-from sqlalchemy.types import Integer, Text
 
 from ..models import (
     Alert,
@@ -163,92 +162,6 @@ def tasks(person_ids: Sequence[int], start: datetime, end: datetime) -> Select[A
     ).where(Task.person_id.in_(list(person_ids)), Task.assigned_at >= start, Task.assigned_at < end)
 
 
-# Each grid with the pieces of track near it: each piece is clipped to the grid's box grown
-# by the radius (nothing farther can cover the grid), projected with the grid to its UTM
-# zone, simplified (Douglas-Peucker, at most a tenth of the radius off the track: a
-# walking phone's zigzag of jitter makes GEOS's offset curves cross themselves, which cost
-# 10x the time for 0.02 % of the area), and buffered by the radius there; the union of the
-# buffers is intersected with the grid. Pieces of a few dozen vertices keep GEOS fast too:
-# one buffer of a whole day's wandering line meets itself millions of times. The projection
-# is chosen per grid, so the metres are those of a conformal projection a few km across.
-_COVERAGE = text(
-    """
-    WITH tracks AS (
-        SELECT ST_GeomFromText(wkt, 4326) AS geom
-        FROM unnest(CAST(:wkts AS text[])) AS t(wkt)
-    ), grids AS (
-        SELECT id, boundary,
-               CASE WHEN ST_Y(ST_Centroid(boundary)) >= 0 THEN 32600 ELSE 32700 END
-               + LEAST(60, floor((ST_X(ST_Centroid(boundary)) + 180) / 6)::int + 1) AS srid,
-               ST_Expand(boundary, :margin_deg) AS box
-        FROM units WHERE id = ANY(CAST(:grid_ids AS integer[]))
-    ), buffers AS (
-        SELECT g.id,
-               ST_Buffer(
-                   ST_Simplify(
-                       ST_Transform(ST_ClipByBox2D(t.geom, g.box::box2d), g.srid),
-                       :simplify_m,
-                       true
-                   ),
-                   :radius_m
-               ) AS area
-        FROM grids g JOIN tracks t ON t.geom && g.box
-    ), covered AS (
-        SELECT g.id, g.srid, ST_Transform(g.boundary, g.srid) AS grid_m,
-               ST_Intersection(ST_Transform(g.boundary, g.srid), ST_Union(b.area)) AS area
-        FROM grids g JOIN buffers b ON b.id = g.id
-        GROUP BY g.id, g.srid, g.boundary
-    )
-    SELECT id AS grid_id,
-           ST_Area(area) / NULLIF(ST_Area(grid_m), 0) AS ratio,
-           CASE WHEN :geometry THEN ST_AsGeoJSON(ST_Transform(area, 4326), 6) END AS geojson
-    FROM covered
-    """
-).bindparams(
-    bindparam("wkts", type_=ARRAY(Text)),
-    bindparam("grid_ids", type_=ARRAY(Integer)),
-)
-
-
-def coverage(
-    session: Session,
-    grid_ids: Sequence[int],
-    track_wkts: Sequence[str],
-    radius_m: float,
-    geometry: bool = False,
-) -> dict[int, tuple[float, str | None]]:
-    """Return the share of each grid's area within radius_m of the tracks, in PostGIS.
-
-    Args:
-        session: a session.
-        grid_ids: the grids.
-        track_wkts: the tracks near these grids, WKT LINESTRINGs in WGS-84, in pieces of a
-            few dozen vertices (tracker.assessment.coverage.coverage() chooses them).
-        radius_m: how near counts as covered, metres.
-        geometry: also return the covered area as GeoJSON.
-
-    Returns:
-        For each grid that any track came near: (share 0..1, GeoJSON or None); grids no
-        track came near are absent (covered 0).
-    """
-    if not grid_ids or not track_wkts:
-        return {}
-    # A degree of longitude is shortest at the poles; 60° covers every city on Earth.
-    margin_deg = (radius_m * 1.01 + 1) / 111_320 / 0.5
-    rows = session.execute(
-        _COVERAGE,
-        {
-            "wkts": list(track_wkts),
-            "grid_ids": list(grid_ids),
-            "margin_deg": margin_deg,
-            "radius_m": radius_m,
-            "simplify_m": radius_m / 10,
-            "geometry": geometry,
-        },
-    )
-    return {row.grid_id: (float(row.ratio or 0.0), row.geojson) for row in rows}
-
-
 def grid_geojson(session: Session, grid_id: int) -> str | None:
     """Return a grid's boundary as GeoJSON text."""
     return session.execute(
@@ -362,27 +275,48 @@ def fix_signatures(
     return {row.person_id: (row.n, float(row.newest)) for row in rows}
 
 
-def cached_person_days(session: Session, person_ids: Sequence[int], day: date) -> dict[int, Any]:
+def cached_person_days(
+    session: Session, person_ids: Sequence[int], day: date, grid_steps: bool = True
+) -> dict[int, Any]:
     """Return the kept report figures of people's day.
 
     Args:
         session: a session.
         person_ids: whose.
         day: the day.
+        grid_steps: also read the time in each grid (grid-days need it, person-days not).
 
     Returns:
-        person id -> row of inputs_key, figures, grid_steps (the track is read apart, only
-        when a grid's coverage must be computed again: person_day_tracks()).
+        person id -> row of inputs_key, figures and grid_steps (None when not asked for);
+        the track is read apart, only when a grid's coverage must be computed again
+        (person_day_tracks()).
     """
+    # As text, parsed by orjson: the driver's json module took most of a warm report.
+    steps = cast(ReportPersonDay.grid_steps, Text) if grid_steps else null()
     rows = session.execute(
         select(
             ReportPersonDay.person_id,
             ReportPersonDay.inputs_key,
-            ReportPersonDay.figures,
-            ReportPersonDay.grid_steps,
+            cast(ReportPersonDay.figures, Text).label("figures"),
+            steps.label("grid_steps"),
         ).where(ReportPersonDay.person_id.in_(list(person_ids)), ReportPersonDay.day == day)
     )
-    return {row.person_id: row for row in rows}
+    return {
+        row.person_id: KeptPersonDay(
+            row.inputs_key,
+            orjson.loads(row.figures),
+            orjson.loads(row.grid_steps) if row.grid_steps is not None else None,
+        )
+        for row in rows
+    }
+
+
+class KeptPersonDay(NamedTuple):
+    """A kept person-day: its key, its figures and its time in each grid (if read)."""
+
+    inputs_key: str
+    figures: dict[str, Any]
+    grid_steps: dict[str, list[list[float]]] | None
 
 
 def person_day_tracks(session: Session, person_ids: Sequence[int], day: date) -> dict[int, bytes]:
@@ -428,29 +362,42 @@ def save_person_days(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     )
 
 
-def cached_grid_days(session: Session, grid_ids: Sequence[int], day: date) -> dict[int, Any]:
-    """Return the kept coverage of grids' day: grid id -> row of inputs_key, coverage_ratio."""
+def cached_grid_days(session: Session, keys: Mapping[int, str], day: date) -> dict[int, float]:
+    """Return the kept coverage of grids' day computed from the given inputs.
+
+    Args:
+        session: a session.
+        keys: grid id -> the key of what its coverage would be computed from now.
+        day: the day.
+
+    Returns:
+        grid id -> coverage ratio, for the grids whose coverage is kept under that key.
+    """
+    if not keys:
+        return {}
     rows = session.execute(
         select(ReportGridDay.grid_id, ReportGridDay.inputs_key, ReportGridDay.coverage_ratio).where(
-            ReportGridDay.grid_id.in_(list(grid_ids)), ReportGridDay.day == day
+            ReportGridDay.grid_id.in_(list(keys)),
+            ReportGridDay.day == day,
+            ReportGridDay.inputs_key.in_(sorted(set(keys.values()))),
         )
     )
-    return {row.grid_id: row for row in rows}
+    return {row.grid_id: row.coverage_ratio for row in rows if keys[row.grid_id] == row.inputs_key}
 
 
 def save_grid_days(session: Session, rows: Sequence[dict[str, Any]]) -> None:
-    """Keep computed grid-day coverage (grid_id, day, inputs_key, coverage_ratio dicts)."""
+    """Keep computed grid-day coverage (grid_id, day, inputs_key, coverage_ratio dicts).
+
+    A grid-day may be kept under several keys: a street's report counts the street's
+    people, the district's everyone's. Keys of inputs that changed stay until prune_kept().
+    """
     if not rows:
         return
     stmt = pg_insert(ReportGridDay).values(list(rows))
     session.execute(
         stmt.on_conflict_do_update(
-            index_elements=["grid_id", "day"],
-            set_={
-                "inputs_key": stmt.excluded.inputs_key,
-                "coverage_ratio": stmt.excluded.coverage_ratio,
-                "computed_at": func.now(),
-            },
+            index_elements=["grid_id", "day", "inputs_key"],
+            set_={"coverage_ratio": stmt.excluded.coverage_ratio, "computed_at": func.now()},
         )
     )
 
