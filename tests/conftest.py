@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -268,6 +269,19 @@ def product_policy_server(database_url: str) -> Iterator[ServerProcess]:
     proc.start()
     yield proc
     proc.stop()
+
+
+@pytest.fixture()
+def sql(database_url: str) -> Iterator[Any]:
+    """Return a function running one SELECT on the test database and returning its rows."""
+    engine = create_engine(database_url)
+
+    def run(query: str, **params: Any) -> list[Any]:
+        with engine.connect() as conn:
+            return list(conn.execute(text(query), params).all())
+
+    yield run
+    engine.dispose()
 
 
 @pytest.fixture()

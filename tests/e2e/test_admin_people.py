@@ -17,7 +17,6 @@ from urllib.parse import unquote
 
 import pytest
 import requests
-from sqlalchemy import create_engine, text
 
 from tests.conftest import ROOT, Phone, ServerProcess
 from tests.e2e.chromium import wait_until
@@ -49,19 +48,6 @@ def admin_server(database_url: str) -> Iterator[ServerProcess]:
     proc.start()
     yield proc
     proc.stop()
-
-
-@pytest.fixture()
-def sql(database_url: str) -> Iterator[Any]:
-    """Return a function running one SELECT on the test database and returning its rows."""
-    engine = create_engine(database_url)
-
-    def run(query: str, **params: Any) -> list[Any]:
-        with engine.connect() as conn:
-            return list(conn.execute(text(query), params).all())
-
-    yield run
-    engine.dispose()
 
 
 def staff_page(browser, server: ServerProcess, make_user, role: str = "admin", path="/admin"):

@@ -11,12 +11,10 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import pytest
 import requests
 from sqlalchemy import create_engine, text
 
@@ -28,19 +26,6 @@ from tests.e2e.staff import wait_for as wait_until_true
 from tests.e2e.test_admin_people import open_people, search
 from tests.e2e.test_metrics_server import moved, osmand_path, scrape, stored_count
 from tests.e2e.test_phone import go_on_duty, open_app, phone_contexts, wait_for
-
-
-@pytest.fixture()
-def sql(database_url: str) -> Iterator[Any]:
-    """Return a function running one query on the test database and returning its rows."""
-    engine = create_engine(database_url)
-
-    def run(query: str, **params: Any) -> list[Any]:
-        with engine.connect() as conn:
-            return list(conn.execute(text(query), params).all())
-
-    yield run
-    engine.dispose()
 
 
 def shift_audit(sql, person_id: int) -> list[Any]:
@@ -62,6 +47,16 @@ def login(server, username: str, password: str) -> requests.Session:
     )
     assert answer.status_code == 200
     return http
+
+
+def gps_app_user_and_dispatcher(server, make_unit, make_phone, make_user):
+    """Return a person of a new unit with a phone, their dispatcher's name and session, and
+    the URL that starts and ends the person's shift."""
+    unit_id = make_unit()
+    phone = make_phone(unit_id=unit_id)
+    username, password = make_user("dispatcher", unit_id)
+    staff = login(server, username, password)
+    return phone, username, staff, f"{server.url}/api/v1/people/{phone.person_id}/duty"
 
 
 def on_live_map(server, http, person_id: int) -> bool:
@@ -91,14 +86,12 @@ def test_staff_start_and_end_a_gps_app_users_shift_and_only_fixes_on_duty_are_ke
     product_policy_server, make_user, make_unit, make_phone, database_url, sql
 ):
     server = product_policy_server
-    unit_id = make_unit()
-    phone = make_phone(unit_id=unit_id)
-    username, password = make_user("dispatcher", unit_id)
-    staff = login(server, username, password)
+    phone, username, staff, duty = gps_app_user_and_dispatcher(
+        server, make_unit, make_phone, make_user
+    )
     socket = TestPhone(server.url, phone.token).connect()
     pushed: list[Any] = []
     socket.client.on("duty", pushed.append, namespace="/device")
-    duty = f"{server.url}/api/v1/people/{phone.person_id}/duty"
     try:
         started = staff.put(duty, json={"on": True}, timeout=10)
         assert started.status_code == 200, started.text
@@ -252,11 +245,7 @@ def test_fixes_taken_during_a_shift_are_kept_when_they_arrive_after_it_ended(
 ):
     """A GPS app out of signal sends its fixes late: those taken on duty are still kept."""
     server = product_policy_server
-    unit_id = make_unit()
-    phone = make_phone(unit_id=unit_id)
-    username, password = make_user("dispatcher", unit_id)
-    staff = login(server, username, password)
-    duty = f"{server.url}/api/v1/people/{phone.person_id}/duty"
+    phone, _, staff, duty = gps_app_user_and_dispatcher(server, make_unit, make_phone, make_user)
     assert staff.put(duty, json={"on": True}, timeout=10).status_code == 200
     # The shift began 10 minutes ago (as if started then); the app was silent since.
     sql_engine = create_engine(database_url)
