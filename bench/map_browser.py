@@ -58,6 +58,8 @@ LOAD_JS = """
     snapshot_server_ms: snapshot ? snapshot.responseStart - snapshot.requestStart : null,
     snapshot_bytes: snapshot?.encodedBodySize ?? null,
     snapshot_parsed: mark('tracker:snapshot'),
+    handed_to_map: mark('tracker:first-draw'),
+    map_load: mark('load'),
   };
 }
 """
@@ -220,6 +222,8 @@ def run(people: int, updates: int) -> None:
         ["· snapshot requested", since_click(load["snapshot_requested"]), "", ""],
         ["· snapshot received", since_click(load["snapshot_received"]), "", ""],
         ["· snapshot parsed", since_click(load["snapshot_parsed"]), "", ""],
+        ["· people handed to the map (setData)", since_click(load["handed_to_map"]), "", ""],
+        ["· map's first full render (MapLibre's load)", since_click(load["map_load"]), "", ""],
         [
             "snapshot: server time (request → first byte)",
             f"{load['snapshot_server_ms']:.0f} ms" if load["snapshot_server_ms"] else "–",

@@ -147,8 +147,11 @@ export function createMap(settings, container) {
   });
   map.addControl(switcher, "top-right");
 
+  // Ready as soon as the style is parsed ("style.load"), not at "load": that comes after
+  // the first full render, a second later on a CPU-rendered map, and whatever the pages add
+  // before it (units, people, the basemap) is drawn in that first render.
   const ready = new Promise((resolve) => {
-    map.on("load", async () => {
+    map.once("style.load", async () => {
       addUnitLayers(map);
       applyOpacity(map, opacity);
       resolve();

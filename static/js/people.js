@@ -271,6 +271,7 @@ export function createPeopleLayer(base, settings) {
     for (const id of removed) drawnFeatures.delete(id);
     if (wasEmpty && changed.length) {
       // A first load (or everyone back after a filter) is one collection, not a diff.
+      if (!performance.getEntriesByName("tracker:first-draw").length) performance.mark("tracker:first-draw");
       source.setData({ type: "FeatureCollection", features: changed });
     } else if (changed.length || removed.length) {
       source.updateData({ add: changed, remove: removed });
@@ -445,7 +446,10 @@ export function createPeopleLayer(base, settings) {
   // --- units ----------------------------------------------------------------------
   /** Fetch the units at once and show them when the map is ready; resolve once shown. */
   function loadUnits() {
-    const answer = getJson("/api/v1/units");
+    // The live map's page carries them (GET /api/v1/units's answer), so the first view is
+    // framed before the first render and the people are not tiled twice.
+    const inline = document.getElementById("units");
+    const answer = inline ? Promise.resolve(JSON.parse(inline.textContent)) : getJson("/api/v1/units");
     unitsShown = ready.then(async () => {
       base.showUnits(await answer);
       renderUnitTree();

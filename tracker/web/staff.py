@@ -142,10 +142,13 @@ def live_map():
     """Show the live map, or send a visitor without a session to the login page."""
     if not current_user.is_authenticated:
         return redirect(url_for("staff.login_page"))
+    # The units in scope come with the page, as on the replay page: the first view is
+    # framed on them before the map's first render.
     return _render_page(
         "staff/map.html",
         settings=_page_settings(),
         messages=_map_messages(),
+        units=api_routes.units().get_json(),
     )
 
 
