@@ -8,10 +8,9 @@ import requests
 import socketio
 
 
-def staff_session(server, make_user, role="admin", unit_id=None):
-    """Return a requests session logged in as a new staff account (of a unit, if given)."""
+def login(server, username: str, password: str) -> requests.Session:
+    """Return a requests session logged in as an existing staff account."""
     http = requests.Session()
-    username, password = make_user(role, unit_id)
     response = http.post(
         f"{server.url}/api/v1/session",
         json={"username": username, "password": password},
@@ -19,6 +18,11 @@ def staff_session(server, make_user, role="admin", unit_id=None):
     )
     assert response.status_code == 200
     return http
+
+
+def staff_session(server, make_user, role="admin", unit_id=None):
+    """Return a requests session logged in as a new staff account (of a unit, if given)."""
+    return login(server, *make_user(role, unit_id))
 
 
 def live_viewer(server, http):

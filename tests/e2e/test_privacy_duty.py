@@ -15,13 +15,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import requests
 from sqlalchemy import create_engine, text
 
 from tests.conftest import ROOT
 from tests.e2e.chromium import wait_until
 from tests.e2e.phones import TestPhone
-from tests.e2e.staff import staff_session
+from tests.e2e.staff import login, staff_session
 from tests.e2e.staff import wait_for as wait_until_true
 from tests.e2e.test_admin_people import open_people, search
 from tests.e2e.test_metrics_server import moved, osmand_path, scrape, stored_count
@@ -35,18 +34,6 @@ def shift_audit(sql, person_id: int) -> list[Any]:
         "'person' AND target_id = :p AND action LIKE 'person.shift%' ORDER BY id",
         p=person_id,
     )
-
-
-def login(server, username: str, password: str) -> requests.Session:
-    """Return a requests session logged in as an existing staff account."""
-    http = requests.Session()
-    answer = http.post(
-        f"{server.url}/api/v1/session",
-        json={"username": username, "password": password},
-        timeout=10,
-    )
-    assert answer.status_code == 200
-    return http
 
 
 def gps_app_user_and_dispatcher(server, make_unit, make_phone, make_user):
