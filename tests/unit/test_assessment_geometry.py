@@ -1,5 +1,5 @@
-"""The report's fast geometry equals the plain computation it replaces: intervals, pieces,
-the grid a fix is in, and the covered share of a grid."""
+"""The report's fast geometry equals the plain computation it replaces: intervals, pieces
+and the grid a fix is in (the covered share of a grid: tests/db/test_coverage.py)."""
 
 from __future__ import annotations
 
@@ -7,15 +7,12 @@ import math
 import random
 
 import numpy as np
-import pytest
 import shapely
-from pyproj import Transformer
 
-from tracker.assessment import coverage
 from tracker.assessment.grid_days import GridIndex, merge_sorted
 from tracker.assessment.periods import merge
 from tracker.assessment.person_days import cut_lines, track_pieces
-from tracker.history.filter import Fix
+from tracker.history.filter import Fix, Track
 
 LAT, LON = 39.90, 116.30
 PER_DEG_LAT = 111_320.0
@@ -86,7 +83,7 @@ def test_locate_puts_a_fix_in_the_smallest_grid_that_covers_it():
     for geom in grids.values():
         shapely.prepare(geom)
     points = np.vstack([walk(6, 500, 900), [[LON - 1, LAT - 1]]])
-    fixes = [Fix(float(i), lat, lon) for i, (lon, lat) in enumerate(points)]
+    fixes = Track.of([Fix(float(i), lat, lon) for i, (lon, lat) in enumerate(points)])
     index = GridIndex(grids)
     near = index.locate(fixes)
     index.MAX_CANDIDATES = 0  # the point-by-point way
@@ -94,35 +91,3 @@ def test_locate_puts_a_fix_in_the_smallest_grid_that_covers_it():
     assert set(near.tolist()) == {-1, 1, 2}
     inside_2 = shapely.intersects_xy(grids[2], points[:, 0], points[:, 1])
     assert np.array_equal(near == 2, inside_2)
-
-
-@pytest.mark.parametrize("seed", [7, 8])
-def test_area_share_is_the_union_of_every_buffer(seed):
-    """Taking buffers away a round at a time, skipping far pieces, gives the full union's area."""
-    grid = square(0, 0, 300)
-    lines = [walk(seed, 1500), walk(seed + 100, 300)]
-    pieces = np.array(track_pieces(lines, simplify_m=2.5), dtype=object)
-    share, covered = coverage.area_share(grid, pieces, 25.0, geometry=True)
-
-    to_utm = Transformer.from_crs(4326, 32650, always_xy=True)
-
-    def metres(geoms):
-        return shapely.transform(
-            geoms, lambda xy: np.column_stack(to_utm.transform(xy[:, 0], xy[:, 1]))
-        )
-
-    grid_m = metres(grid)
-    west, south, east, north = grid.bounds
-    grow = coverage.margin(25.0)
-    clipped = shapely.get_parts(
-        shapely.clip_by_rect(pieces, west - grow, south - grow, east + grow, north + grow)
-    )
-    clipped = clipped[~shapely.is_empty(clipped)]
-    simplified = shapely.simplify(metres(clipped), 2.5, preserve_topology=False)
-    union = shapely.union_all(shapely.buffer(cut_lines(simplified, coverage.PIECE_VERTICES), 25.0))
-    expected = union.intersection(grid_m).area / grid_m.area
-    assert 0.3 < expected < 0.999
-    assert share == pytest.approx(expected, abs=1e-6)
-    assert metres(shapely.from_geojson(covered)).area / grid_m.area == pytest.approx(
-        share, abs=1e-3
-    )

@@ -1,11 +1,12 @@
 """How much of a grid the day's on-duty tracks came near: the one place that decides it.
 
 Today every grid is measured by area (`area`): the share of the grid's area within the
-radius of the tracks (`area_share()`, docs/reports.md). Where an office imports street
-centre-lines or checkpoints, add a method here that measures those instead (centre-line
-length within the radius ÷ centre-line length, or checkpoints visited ÷ checkpoints) and
-choose it per grid in `method_for()`; the tracks, their pieces and the report rows stay
-as they are.
+radius of the tracks, computed in PostGIS (`area_share()`, docs/reports.md); this module
+chooses the pieces near each grid and the method's parameters. Where an office imports
+street centre-lines or checkpoints, add a method here that measures those instead
+(centre-line length within the radius ÷ centre-line length, or checkpoints visited ÷
+checkpoints) and choose it per grid in `method_for()`; the tracks, their pieces and the
+report rows stay as they are.
 """
 
 from __future__ import annotations
@@ -13,17 +14,14 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
-from functools import lru_cache
 
 import numpy as np
 import shapely
-from pyproj import Transformer
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy.orm import Session
 
 from .. import store
 from .keys import inputs_key
-from .person_days import cut_lines
 
 METHODS = ("area",)
 # Buffers are made of pieces of at most this many vertices: a walking phone's zigzag
@@ -125,7 +123,9 @@ def coverage(
         for grid_id in todo:
             near = tree.query(grown(grids[grid_id].bounds))
             if len(near):
-                fresh[grid_id] = area_share(grids[grid_id], geoms[near], radius_m, geometry)
+                fresh[grid_id] = area_share(
+                    session, grids[grid_id], geoms[near], radius_m, geometry
+                )
     if day is not None and keys:
         store.assessment.save_grid_days(
             session,
@@ -150,41 +150,29 @@ def margin(radius_m: float) -> float:
     return (radius_m * 1.01 + 1) / METRES_PER_DEG_LAT / 0.5
 
 
-@lru_cache(maxsize=8)
-def _to_utm(lon: float, lat: float) -> tuple[Transformer, Transformer]:
-    """Return the transformers from WGS-84 to the UTM zone of a point and back."""
-    zone = min(60, int((lon + 180) // 6) + 1)
-    epsg = (32600 if lat >= 0 else 32700) + zone
-    return (
-        Transformer.from_crs(4326, epsg, always_xy=True),
-        Transformer.from_crs(epsg, 4326, always_xy=True),
-    )
-
-
-def _transformed(geoms: np.ndarray | BaseGeometry, transformer: Transformer) -> np.ndarray:
-    """Return geometries with their coordinates sent through a transformer in one call."""
-    return shapely.transform(
-        geoms, lambda xy: np.column_stack(transformer.transform(xy[:, 0], xy[:, 1]))
-    )
-
-
 def area_share(
-    grid: BaseGeometry, pieces: np.ndarray, radius_m: float, geometry: bool = False
+    session: Session,
+    grid: BaseGeometry,
+    pieces: np.ndarray,
+    radius_m: float,
+    geometry: bool = False,
 ) -> tuple[float, str | None]:
     """Return the share of a grid's area within radius_m of track pieces, and that area.
 
-    The pieces are clipped to the grid's box grown by the radius (nothing farther can
-    cover the grid), projected with the grid to the UTM zone of its centre (a conformal
+    Computed in PostGIS, one statement per grid (store.assessment.area_share()). The
+    pieces are clipped to the grid's box grown by the radius (nothing farther can cover
+    the grid), projected with the grid to the UTM zone of its centre (a conformal
     projection a few km across), simplified by Douglas-Peucker (at most a tenth of the
     radius off the track: a phone's jitter otherwise makes the buffers 10x slower for
     0.02 % of the area), cut into pieces of PIECE_VERTICES and buffered by the radius
     (8 segments a quarter circle). Rather than unioning every buffer, the buffers are
-    taken away from the grid a few at a time, and each round keeps only the pieces that
-    still come within the radius of what is left: a grid walked all day is covered after
-    a few hundred of its thousands of pieces, and the rest are never buffered. The
+    taken away from the grid PIECES_PER_ROUND at a time, and each round takes only pieces
+    that still come within the radius of what is left: a grid walked all day is covered
+    after a few hundred of its thousands of pieces, and the rest are never buffered. The
     result is the area of the same union of buffers inside the grid.
 
     Args:
+        session: a session.
         grid: the grid's boundary, WGS-84.
         pieces: LineStrings in WGS-84 near the grid (person_days.track_pieces()).
         radius_m: how near counts as covered.
@@ -193,35 +181,14 @@ def area_share(
     Returns:
         (share 0..1, GeoJSON text or None).
     """
-    west, south, east, north = grid.bounds
-    grow = margin(radius_m)
-    clipped = shapely.get_parts(
-        shapely.clip_by_rect(pieces, west - grow, south - grow, east + grow, north + grow)
+    return store.assessment.area_share(
+        session,
+        shapely.to_wkb(grid),
+        shapely.to_wkb(pieces).tolist(),
+        radius_m,
+        margin_deg=margin(radius_m),
+        simplify_m=radius_m / 10,
+        piece_vertices=PIECE_VERTICES,
+        per_round=PIECES_PER_ROUND,
+        geometry=geometry,
     )
-    lines = clipped[(shapely.get_type_id(clipped) == 1) & ~shapely.is_empty(clipped)]
-    centre = grid.centroid
-    forward, back = _to_utm(centre.x, centre.y)
-    grid_m = _transformed(grid, forward)
-    if not len(lines) or grid_m.area <= 0:
-        return 0.0, None
-    simplified = shapely.simplify(
-        _transformed(lines, forward), radius_m / 10, preserve_topology=False
-    )
-    todo = cut_lines(simplified, PIECE_VERTICES)
-    # Spread over the grid first (a fixed stride through the pieces, which are in walking
-    # order), so that the first rounds cover most of it and prune the most.
-    todo = todo[np.argsort((np.arange(len(todo)) * 0.6180339887498949) % 1.0, kind="stable")]
-    left = grid_m
-    while len(todo) and not left.is_empty:
-        shapely.prepare(left)
-        todo = todo[shapely.dwithin(todo, left, radius_m)]
-        batch, todo = todo[:PIECES_PER_ROUND], todo[PIECES_PER_ROUND:]
-        if len(batch):
-            left = shapely.difference(left, shapely.union_all(shapely.buffer(batch, radius_m)))
-    share = min(max(1.0 - left.area / grid_m.area, 0.0), 1.0)
-    covered = None
-    if geometry:
-        area = _transformed(shapely.difference(grid_m, left), back)
-        # Rounded for the map only, as ST_AsGeoJSON(geom, 6) would: no topology to keep.
-        covered = shapely.to_geojson(shapely.transform(area, lambda xy: np.round(xy, 6)))
-    return share, covered
