@@ -7,6 +7,7 @@ import math
 import random
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pytest
 from geographiclib.geodesic import Geodesic
 
@@ -364,3 +365,50 @@ def test_replay_of_a_viewport_lists_only_people_seen_in_it(
     answer = client.get("/api/v1/replay", query_string={**WINDOW, "unit_id": unit, "bbox": box})
     assert answer.status_code == 200, answer.json
     assert [p["person_id"] for p in answer.json["people"]] == [near.person_id]
+
+
+def test_a_track_read_in_binary_equals_the_stored_rows(app, make_phone):
+    # read_track() reads the fixes with binary COPY, numpy decoding each field in place:
+    # it must give exactly what a plain query gives, unknown values included.
+    phone = make_phone(name="binary")
+    rng = random.Random(5)
+    fixes = [
+        (
+            T0 + timedelta(seconds=5 * i, microseconds=rng.randrange(1_000_000)),
+            LAT0 + rng.uniform(-0.01, 0.01),
+            LON0 + rng.uniform(-0.01, 0.01),
+            rng.choice([None, 3.5, 17.25, 0.1]),
+            rng.choice([None, 0.0, 1.3]),
+        )
+        for i in range(500)
+    ]
+    with app.app_context():
+        store.positions.ensure_partition(db.session, T0.date())
+        store.positions.insert_positions(
+            db.session,
+            [
+                store.positions.PositionRow(
+                    phone.person_id, phone.device_id, ts, lat, lon, acc, None, speed
+                )
+                for ts, lat, lon, acc, speed in fixes
+            ],
+        )
+        db.session.commit()
+        admin = store.accounts.add_user(db.session, "binary-reader", "x", "admin", None)
+        start, end = T0 - timedelta(hours=1), T0 + timedelta(hours=2)
+        track = store.history.read_track(
+            db.session, store.history.fix_columns(admin, phone.person_id, start, end)
+        )
+        rows = db.session.execute(store.history.fixes(admin, phone.person_id, start, end)).all()
+        db.session.rollback()
+    assert len(track) == len(rows) == len(fixes)
+    assert track.t.tolist() == [r.ts.timestamp() for r in rows]
+    assert track.lat.tolist() == [r.lat for r in rows]
+    assert track.lon.tolist() == [r.lon for r in rows]
+    # REAL columns come as their exact float4 values; the text protocol sends the
+    # shortest decimal that rounds to the same float4.
+    for column, name in ((track.accuracy_m, "accuracy_m"), (track.speed_mps, "speed_mps")):
+        stored = [getattr(r, name) for r in rows]
+        assert [None if math.isnan(v) else v for v in column.tolist()] == [
+            None if v is None else float(np.float32(v)) for v in stored
+        ]

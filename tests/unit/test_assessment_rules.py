@@ -10,7 +10,7 @@ import pytest
 from tracker.assessment.periods import days, gaps, hourly_s, merge
 from tracker.assessment.person_days import longest_run, on_duty_steps
 from tracker.assessment.rules import Rule, assess, choose, parse_rules, periods
-from tracker.history.filter import Fix
+from tracker.history.filter import Fix, Track
 from tracker.messages import UserError
 
 
@@ -77,7 +77,7 @@ def test_days_follow_the_zone_including_a_daylight_saving_change():
 
 def test_steps_are_cut_at_shift_ends_and_long_gaps_are_lost():
     fixes = [Fix(t, 0.0, 0.0) for t in (0, 60, 120, 1000, 1060)]
-    steps = on_duty_steps(fixes, [(30, 90), (100, 1100)], gap_s=300)
+    steps = on_duty_steps(Track.of(fixes), [(30, 90), (100, 1100)], gap_s=300)
     assert steps.intervals() == [(30, 60), (60, 90), (100, 120), (1000, 1060)]
     assert steps.first_fix.tolist() == [0, 1, 1, 3]
     assert steps.total_s() == 30 + 30 + 20 + 60

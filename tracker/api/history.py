@@ -9,6 +9,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import orjson
 from flask import Blueprint, Response, abort, current_app, jsonify, request
 from flask_login import current_user, login_required
@@ -19,7 +20,7 @@ from werkzeug.exceptions import HTTPException
 
 from .. import audit, store
 from ..extensions import db
-from ..history.filter import Fix, filter_fixes
+from ..history.filter import Track, filter_fixes, floats_or_none
 from ..history.timeline import Settings, Timeline, build_timeline
 from .routes import json_error, parse_time
 
@@ -90,10 +91,10 @@ def timeline(person_id: int):
     audit.record_read(
         "timeline.read", "person", person_id, {"from": start.isoformat(), "to": end.isoformat()}
     )
-    fixes = store.history.read_fixes(
-        db.session, store.history.fix_tuples(current_user, person_id, start, end)
+    track = store.history.read_track(
+        db.session, store.history.fix_columns(current_user, person_id, start, end)
     )
-    result = build_timeline(fixes, _settings())
+    result = build_timeline(track, _settings())
     thin = end - start > timedelta(days=1)
     return _json(_timeline_json(person_id, start, end, result, zone, thin))
 
@@ -126,10 +127,10 @@ def _timeline_json(
                 "grid_name": grid[1] if grid else None,
             }
         )
-    fixes = result.fixes
-    every = max(1, math.ceil(len(fixes) / MAX_SERIES_POINTS)) if thin else 1
+    track = result.track
+    every = max(1, math.ceil(len(track) / MAX_SERIES_POINTS)) if thin else 1
     if every > 1:
-        fixes = fixes[::every]
+        track = track.take(slice(None, None, every))
     return {
         "person_id": person_id,
         "from": start.isoformat(),
@@ -150,13 +151,14 @@ def _timeline_json(
             for trip in result.trips
         ],
         "series": {
-            "t": [round(f.t) for f in fixes],
-            "speed": [f.speed_mps for f in fixes],
-            "accuracy": [f.accuracy_m for f in fixes],
+            "t": np.rint(track.t).astype(np.int64).tolist(),
+            # Stored as REAL: to the centimetre, not float4's binary digits.
+            "speed": floats_or_none(np.round(track.speed_mps, 2)),
+            "accuracy": floats_or_none(np.round(track.accuracy_m, 2)),
         },
         "track": {
             "type": "LineString",
-            "coordinates": [[round(f.lon, 6), round(f.lat, 6)] for f in fixes],
+            "coordinates": np.round(np.column_stack((track.lon, track.lat)), 6).tolist(),
         },
     }
 
@@ -276,7 +278,7 @@ def replay():
     _audit_replay(whole_from, whole_to, unit_id, [p.id for p in people])
     rules = _settings().rules
     by_person = (
-        store.history.read_person_fixes(
+        store.history.read_person_tracks(
             db.session,
             store.history.replay_fixes(
                 [p.id for p in people], start, end, step_s, rules.max_accuracy_m
@@ -291,7 +293,7 @@ def replay():
             "person_id": person.id,
             "name": person.name,
             "role": person.role,
-            **_delta_columns(filter_fixes(by_person.get(person.id, []), rules).fixes, origin),
+            **_delta_columns(filter_fixes(by_person.get(person.id, []), rules).track, origin),
         }
         for person in people
     ]
@@ -373,21 +375,19 @@ def _integer(name: str, low: int, high: int) -> int:
     return value
 
 
-def _delta_columns(fixes: list[Fix], origin: float) -> dict[str, list[int]]:
+def _delta_columns(track: Track, origin: float) -> dict[str, list[int]]:
     """Return fixes as delta-encoded integer columns (docs/history.md, "Replay data").
 
     `t` is whole seconds since the range's start, `lat` and `lon` are millionths of a
     degree (0.11 m); each column holds its first value, then the difference from the
     previous one. Walking at 5 s a fix is then about ten characters of JSON, not forty.
     """
-    columns: dict[str, list[int]] = {"t": [], "lat": [], "lon": []}
-    last_t = last_lat = last_lon = 0
-    for fix in fixes:
-        t = round(fix.t - origin)
-        lat = round(fix.lat * 1_000_000)
-        lon = round(fix.lon * 1_000_000)
-        columns["t"].append(t - last_t)
-        columns["lat"].append(lat - last_lat)
-        columns["lon"].append(lon - last_lon)
-        last_t, last_lat, last_lon = t, lat, lon
-    return columns
+    columns = {
+        "t": np.rint(track.t - origin),
+        "lat": np.rint(track.lat * 1_000_000),
+        "lon": np.rint(track.lon * 1_000_000),
+    }
+    return {
+        name: np.diff(values.astype(np.int64), prepend=0).tolist()
+        for name, values in columns.items()
+    }

@@ -9,7 +9,7 @@ import numpy as np
 import shapely
 from shapely.geometry.base import BaseGeometry
 
-from ..history.filter import Fix
+from ..history.filter import Track
 from .periods import Day, Interval, gaps, hourly_s, merge, total_s
 from .person_days import PersonDay
 
@@ -28,13 +28,12 @@ class GridIndex:
         self.areas = shapely.area(self.geoms)
         self.tree = shapely.STRtree(self.geoms)
 
-    def locate(self, fixes: Sequence[Fix]) -> np.ndarray:
+    def locate(self, fixes: Track) -> np.ndarray:
         """Return the id of the grid that covers each fix, -1 outside every grid."""
         out = np.full(len(fixes), -1, dtype=np.int64)
-        if not fixes or not len(self.ids):
+        if not len(fixes) or not len(self.ids):
             return out
-        lon = np.fromiter((f.lon for f in fixes), float, len(fixes))
-        lat = np.fromiter((f.lat for f in fixes), float, len(fixes))
+        lon, lat = fixes.lon, fixes.lat
         near = self.tree.query(shapely.box(lon.min(), lat.min(), lon.max(), lat.max()))
         # Larger grids first, so that a nested smaller grid overwrites them.
         if len(near) <= self.MAX_CANDIDATES:
@@ -59,7 +58,7 @@ def time_in_grids(person: PersonDay, index: GridIndex) -> dict[int, list[Interva
     assert steps is not None and timeline is not None, "released"
     if not len(steps.first_fix):
         return {}
-    grid_of_step = index.locate(timeline.fixes)[steps.first_fix]
+    grid_of_step = index.locate(timeline.track)[steps.first_fix]
     out: dict[int, list[Interval]] = {}
     for grid_id in np.unique(grid_of_step).tolist():
         if grid_id >= 0:

@@ -21,7 +21,7 @@ import numpy as np
 import shapely
 from shapely.geometry.base import BaseGeometry
 
-from ..history.filter import Fix
+from ..history.filter import Fix, Track
 from ..history.timeline import Settings, Timeline, build_timeline
 from .periods import Day, Interval, clip, merge, total_s
 
@@ -96,16 +96,11 @@ class PersonDay:
     def duty_lines(self) -> list[np.ndarray]:
         """Return the on-duty track as lon/lat lines (rows of lon, lat), cut at lost signal."""
         assert self.timeline is not None and self.steps is not None, "released"
-        fixes = self.timeline.fixes
+        track = self.timeline.track
         steps = np.unique(self.steps.first_fix)
         if not len(steps):
             return []
-        xy = np.column_stack(
-            (
-                np.fromiter((f.lon for f in fixes), float, len(fixes)),
-                np.fromiter((f.lat for f in fixes), float, len(fixes)),
-            )
-        )
+        xy = np.column_stack((track.lon, track.lat))
         # A line runs over consecutive steps: from the first step's fix to the last one's next.
         first = np.flatnonzero(np.diff(steps, prepend=-2) != 1)
         last = np.append(first[1:], len(steps)) - 1
@@ -195,7 +190,7 @@ def cut_lines(lines: np.ndarray, size: int) -> np.ndarray:
     return shapely.linestrings(coords[vertex], indices=np.repeat(np.arange(len(first)), lengths))
 
 
-def on_duty_steps(fixes: Sequence[Fix], duty: Sequence[Interval], gap_s: float) -> Steps:
+def on_duty_steps(fixes: Track, duty: Sequence[Interval], gap_s: float) -> Steps:
     """Return the parts of tracked steps between kept fixes that lie within duty intervals.
 
     Args:
@@ -208,7 +203,7 @@ def on_duty_steps(fixes: Sequence[Fix], duty: Sequence[Interval], gap_s: float) 
     """
     if not duty or len(fixes) < 2:
         return Steps()
-    t = np.fromiter((f.t for f in fixes), float, len(fixes))
+    t = fixes.t
     dt = np.diff(t)
     tracked = np.flatnonzero((dt > 0) & (dt <= gap_s))
     a, b = t[tracked], t[tracked + 1]
@@ -239,17 +234,15 @@ def longest_run(intervals: Sequence[Interval]) -> tuple[float, float | None]:
     return best, best_from
 
 
-def points_in(grid: BaseGeometry, fixes: Sequence[Fix]) -> np.ndarray:
+def points_in(grid: BaseGeometry, fixes: Track) -> np.ndarray:
     """Return, for each fix, whether the grid covers it (its boundary counts as inside)."""
-    if not fixes:
+    if not len(fixes):
         return np.zeros(0, dtype=bool)
-    lon = np.fromiter((f.lon for f in fixes), float, len(fixes))
-    lat = np.fromiter((f.lat for f in fixes), float, len(fixes))
-    return shapely.intersects_xy(grid, lon, lat)
+    return shapely.intersects_xy(grid, fixes.lon, fixes.lat)
 
 
 def person_day(
-    fixes: Sequence[Fix],
+    fixes: Sequence[Fix] | Track,
     shifts: Sequence[Interval],
     day: Day,
     grid: BaseGeometry | None,
@@ -270,8 +263,9 @@ def person_day(
         The day's figures.
     """
     duty = merge(clip(shifts, day.start, day.end))
+    fixes = Track.of(fixes)
     timeline = build_timeline(fixes, settings)
-    kept = timeline.fixes
+    kept = timeline.track
     steps = on_duty_steps(kept, duty, limits.gap_s)
     tracked_s = steps.total_s()
     duty_s = total_s(duty)
@@ -284,8 +278,8 @@ def person_day(
     stops = timeline.stops
     return PersonDay(
         duty_s=duty_s,
-        first_fix=fixes[0].t if fixes else None,
-        last_fix=fixes[-1].t if fixes else None,
+        first_fix=float(fixes.t[0]) if len(fixes) else None,
+        last_fix=float(fixes.t[-1]) if len(fixes) else None,
         fixes=len(fixes),
         distance_m=timeline.distance_m,
         stops=len(stops),

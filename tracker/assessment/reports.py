@@ -23,7 +23,7 @@ from shapely.geometry.base import BaseGeometry
 from sqlalchemy.orm import Session
 
 from .. import store
-from ..history.filter import Fix
+from ..history.filter import Track
 from ..history.timeline import Settings
 from ..models import User
 from . import coverage
@@ -224,10 +224,10 @@ def compute(
                 or kept.get(p.id) is None
                 or kept[p.id].inputs_key != keys[p.id]
             ]
-            fixes: dict[int, list[Fix]] = {p.id: [] for p in misses}
+            fixes: dict[int, Track] = {p.id: Track.of([]) for p in misses}
             if misses:
                 fixes.update(
-                    store.history.read_person_fixes(
+                    store.history.read_person_tracks(
                         session, store.history.replay_fixes(list(fixes), day_start, day_end)
                     )
                 )

@@ -10,13 +10,13 @@ Trips are the movement between stops.
 
 from __future__ import annotations
 
-import bisect
-import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .filter import Fix, consecutive_m, distance_m, metres_between
+import numpy as np
+
+from .filter import Ahead, Fix, Track
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,29 +55,28 @@ class Trip:
         return self.distance_m / self.duration_s if self.duration_s > 0 else 0.0
 
 
-def _centre(fixes: Sequence[Fix]) -> tuple[float, float]:
-    """Return the mean latitude and longitude of nearby fixes."""
-    return (
-        math.fsum(f.lat for f in fixes) / len(fixes),
-        math.fsum(f.lon for f in fixes) / len(fixes),
+def _stop(track: Track, ahead: Ahead, first: int, last: int, radius_m: float, min_s: float) -> Stop:
+    """Return the stop of fixes[first..last], trimmed of the walk in and out."""
+    lat = math.fsum(track.lat[first : last + 1].tolist()) / (last + 1 - first)
+    lon = math.fsum(track.lon[first : last + 1].tolist()) / (last + 1 - first)
+    near = ahead.within(lat, lon, first, last + 1, radius_m / 2)
+    # From the start, skip fixes beyond half the radius (never past the last); from the
+    # end likewise, never before the new start.
+    ahead_of = np.flatnonzero(near[:-1])
+    start = int(ahead_of[0]) if len(ahead_of) else len(near) - 1
+    behind = np.flatnonzero(near[start + 1 :])
+    end = start + 1 + int(behind[-1]) if len(behind) else start
+    t = track.t
+    if t[first + end] - t[first + start] < min_s:
+        start, end = 0, len(near) - 1
+    return Stop(
+        lat, lon, first + start, first + end, float(t[first + start]), float(t[first + end])
     )
 
 
-def _stop(fixes: Sequence[Fix], first: int, last: int, radius_m: float, min_s: float) -> Stop:
-    """Return the stop of fixes[first..last], trimmed of the walk in and out."""
-    lat, lon = _centre(fixes[first : last + 1])
-    centre = Fix(0.0, lat, lon)
-    start, end = first, last
-    while start < end and distance_m(centre, fixes[start]) > radius_m / 2:
-        start += 1
-    while end > start and distance_m(centre, fixes[end]) > radius_m / 2:
-        end -= 1
-    if fixes[end].t - fixes[start].t < min_s:
-        start, end = first, last
-    return Stop(lat, lon, start, end, fixes[start].t, fixes[end].t)
-
-
-def detect_stops(fixes: Sequence[Fix], radius_m: float = 50.0, min_s: float = 300.0) -> list[Stop]:
+def detect_stops(
+    fixes: Sequence[Fix] | Track, radius_m: float = 50.0, min_s: float = 300.0
+) -> list[Stop]:
     """Find where someone stayed within `radius_m` for at least `min_s`.
 
     Args:
@@ -88,30 +87,43 @@ def detect_stops(fixes: Sequence[Fix], radius_m: float = 50.0, min_s: float = 30
     Returns:
         The stops, oldest first; they never overlap.
     """
+    track = Track.of(fixes)
+    n = len(track)
+    if n < 2:
+        return []
+    t = track.t
+    # A stop can begin at fix i only if the first fix min_s after it is still within the
+    # radius: that rules out nearly every fix of a walk at once. (The index is found a
+    # microsecond early, so that rounding never rules out a true stop.)
+    later = np.searchsorted(t, t + (min_s - 1e-6), side="left")
+    reachable = later < n
+    begins = np.zeros(n, dtype=bool)
+    begins[reachable] = track.between(np.flatnonzero(reachable), later[reachable]) <= radius_m
+    starts = np.flatnonzero(begins)
+    # The path walked from fix i bounds the straight distance from it (triangle
+    # inequality): the fixes whose path from i is within the radius are within it
+    # without measuring.
+    walked = np.concatenate(([0.0], np.cumsum(track.steps())))
+    unmeasured = np.searchsorted(walked, walked + radius_m, side="right")
+    ahead = Ahead(track)
     stops: list[Stop] = []
-    # This scan measures distances from each fix onwards, the hottest loop of a month's
-    # timeline. The path walked from fix i bounds the straight distance from it (triangle
-    # inequality), so the fixes whose path from i is within the radius are within it
-    # without measuring; only the ones beyond are measured.
-    lats = [f.lat for f in fixes]
-    lons = [f.lon for f in fixes]
-    walked = list(itertools.accumulate(consecutive_m(fixes), initial=0.0))
-    i, n = 0, len(fixes)
-    while i < n:
-        j = max(i + 1, bisect.bisect_right(walked, walked[i] + radius_m, lo=i + 1))
-        lat, lon = lats[i], lons[i]
-        while j < n and metres_between(lat, lon, lats[j], lons[j]) <= radius_m:
-            j += 1
-        if fixes[j - 1].t - fixes[i].t >= min_s:
-            stops.append(_stop(fixes, i, j - 1, radius_m, min_s))
-            i = j
+    c = 0
+    while c < len(starts):
+        i = int(starts[c])
+        # Every fix up to the first min_s after i must be within the radius: measure those
+        # first, at once.
+        start = max(i + 1, int(unmeasured[i]))
+        j, _ = ahead.first_beyond(i, start, radius_m, max(16, int(later[i]) + 1 - start))
+        if t[j - 1] - t[i] >= min_s:
+            stops.append(_stop(track, ahead, i, j - 1, radius_m, min_s))
+            c = int(np.searchsorted(starts, j, side="left"))
         else:
-            i += 1
+            c += 1
     return stops
 
 
 def trips_between(
-    fixes: Sequence[Fix], step_m: Sequence[float], stops: Sequence[Stop]
+    fixes: Sequence[Fix] | Track, step_m: Sequence[float] | np.ndarray, stops: Sequence[Stop]
 ) -> list[Trip]:
     """Return the movement before, between and after stops.
 
@@ -124,18 +136,21 @@ def trips_between(
         The trips, oldest first; a fix's step belongs to the trip that ends at or after it,
         and steps inside a stop belong to no trip.
     """
-    if not fixes:
+    track = Track.of(fixes)
+    if not len(track):
         return []
+    step = np.asarray(step_m, dtype=float)
+    t = track.t
     bounds: list[tuple[int, int]] = []
     start = 0
     for stop in stops:
         if stop.first > start:
             bounds.append((start, stop.first))
         start = stop.last
-    if start < len(fixes) - 1:
-        bounds.append((start, len(fixes) - 1))
+    if start < len(track) - 1:
+        bounds.append((start, len(track) - 1))
     return [
-        Trip(fixes[a].t, fixes[b].t, math.fsum(step_m[a + 1 : b + 1]))
+        Trip(float(t[a]), float(t[b]), math.fsum(step[a + 1 : b + 1].tolist()))
         for a, b in bounds
-        if fixes[b].t > fixes[a].t
+        if t[b] > t[a]
     ]

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .filter import Filtered, Fix, Rules, filter_fixes
+from .filter import Filtered, Fix, Rules, Track, filter_fixes
 from .stops import Stop, Trip, detect_stops, trips_between
 
 
@@ -38,6 +38,11 @@ class Timeline:
     trips: list[Trip]
 
     @property
+    def track(self) -> Track:
+        """Return the fixes that passed the outlier rules, as columns."""
+        return self.filtered.track
+
+    @property
     def fixes(self) -> list[Fix]:
         """Return the fixes that passed the outlier rules."""
         return self.filtered.fixes
@@ -48,11 +53,11 @@ class Timeline:
         return math.fsum(trip.distance_m for trip in self.trips)
 
 
-def build_timeline(fixes: Sequence[Fix], settings: Settings | None = None) -> Timeline:
+def build_timeline(fixes: Sequence[Fix] | Track, settings: Settings | None = None) -> Timeline:
     """Filter a person's fixes and split them into stops and trips.
 
     Args:
-        fixes: the fixes, oldest first.
+        fixes: the fixes, oldest first, as Fix tuples or a Track.
         settings: rules and stop definition; the defaults when None.
 
     Returns:
@@ -60,10 +65,10 @@ def build_timeline(fixes: Sequence[Fix], settings: Settings | None = None) -> Ti
     """
     settings = settings or Settings()
     filtered = filter_fixes(fixes, settings.rules)
-    stops = detect_stops(filtered.fixes, settings.stop_radius_m, settings.stop_min_s)
-    return Timeline(filtered, stops, trips_between(filtered.fixes, filtered.step_m, stops))
+    stops = detect_stops(filtered.track, settings.stop_radius_m, settings.stop_min_s)
+    return Timeline(filtered, stops, trips_between(filtered.track, filtered.step, stops))
 
 
-def filtered_distance_m(fixes: Sequence[Fix], settings: Settings | None = None) -> float:
+def filtered_distance_m(fixes: Sequence[Fix] | Track, settings: Settings | None = None) -> float:
     """Return the distance of fixes under the outlier rules, stays adding nothing."""
     return build_timeline(fixes, settings).distance_m

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Float, Select, cast, func, select, text
-from sqlalchemy.dialects.postgresql import distinct_on
+import numpy as np
+from sqlalchemy import Select, func, select, text
+from sqlalchemy.dialects.postgresql import aggregate_order_by, distinct_on
 from sqlalchemy.orm import Session
 
-from ..history.filter import Fix
+from ..history.filter import Track
 from ..models import Person, Position, Unit, User
 from .scope import bbox_filter, in_scope
 
@@ -49,11 +49,8 @@ def fixes(user: User, person_id: int, start: datetime, end: datetime) -> Select[
     )
 
 
-def fix_tuples(user: User, person_id: int, start: datetime, end: datetime) -> Select[Any]:
-    """Return a select of a visible person's fixes in time order, as history.Fix fields.
-
-    The time comes as epoch seconds: parsing a timestamp per row was a third of the cost
-    of a month's timeline.
+def fix_columns(user: User, person_id: int, start: datetime, end: datetime) -> Select[Any]:
+    """Return a select of a visible person's fixes, packed for read_track().
 
     Args:
         user: the staff account; a person outside its scope gives no rows.
@@ -62,34 +59,69 @@ def fix_tuples(user: User, person_id: int, start: datetime, end: datetime) -> Se
         end: first instant excluded.
 
     Returns:
-        A select() of t (epoch s), lat, lon, accuracy_m, speed_mps.
+        A select() of one bytea: the fixes in time order, packed by _packed().
     """
-    return (
-        select(
-            _epoch(Position.ts),
-            func.ST_Y(Position.geom).label("lat"),
-            func.ST_X(Position.geom).label("lon"),
-            Position.accuracy_m,
-            Position.speed_mps,
+    return select(
+        _packed(
+            _track_columns(Position.ts, Position.geom, Position.accuracy_m, Position.speed_mps),
+            [Position.ts],
         )
-        .where(
-            Position.person_id == person_id,
-            Position.ts >= start,
-            Position.ts < end,
-            in_scope(user, Position.person_id),
-        )
-        .order_by(Position.ts)
+    ).where(
+        Position.person_id == person_id,
+        Position.ts >= start,
+        Position.ts < end,
+        in_scope(user, Position.person_id),
     )
 
 
-def read_fixes(session: Session, stmt: Select[Any]) -> list[Fix]:
-    """Run a select of Fix fields (fix_tuples()) and return its rows as fixes."""
-    return list(map(Fix._make, _driver_rows(session, stmt)))
+# A month of 5 s fixes is half a million rows: as Python tuples they took longer than
+# the query. So fixes travel packed into one bytea, each value in its binary form, for
+# numpy to read in place: a timestamptz as microseconds since 2000-01-01 UTC, a REAL as
+# float4 (converting in SQL with extract(epoch) and casts took longer than reading the
+# rows). (Binary COPY would do the same, but psycopg2 cannot COPY under gevent.)
+_SEND = {">i4": "int4send", ">i8": "timestamptz_send", ">f8": "float8send", ">f4": "float4send"}
+_TRACK_TYPES = (">i8", ">f8", ">f8", ">f4", ">f4")
+_PG_EPOCH_US = 946_684_800 * 1_000_000
 
 
-def _epoch(ts: Any) -> Any:
-    """Return a timestamp column as epoch seconds (double precision)."""
-    return cast(func.extract("epoch", ts), Float).label("t")
+def _track_columns(ts: Any, geom: Any, accuracy_m: Any, speed_mps: Any) -> list[tuple[Any, str]]:
+    """Return the columns of a Track with their binary types; NaN for an unknown value."""
+    nan = text("'NaN'::real")
+    return [
+        (ts, ">i8"),
+        (func.ST_Y(geom), ">f8"),
+        (func.ST_X(geom), ">f8"),
+        (func.coalesce(accuracy_m, nan), ">f4"),
+        (func.coalesce(speed_mps, nan), ">f4"),
+    ]
+
+
+def _packed(columns: Sequence[tuple[Any, str]], order_by: Sequence[Any]) -> Any:
+    """Return an aggregate of the rows as one bytea: each value sent in binary, in order."""
+    row = None
+    for column, kind in columns:
+        value = getattr(func, _SEND[kind])(column)
+        row = value if row is None else row.op("||")(value)
+    return func.string_agg(row, aggregate_order_by(text("''::bytea"), *order_by))
+
+
+def _unpacked(session: Session, stmt: Select[Any], types: Sequence[str]) -> list[np.ndarray]:
+    """Run a select of _packed() and return its columns, one array each."""
+    packed = session.execute(stmt).scalar()
+    row = np.dtype([(f"v{i}", kind) for i, kind in enumerate(types)])
+    rows = np.frombuffer(packed or b"", dtype=row)
+    return [rows[f"v{i}"].astype(np.dtype(kind).newbyteorder("=")) for i, kind in enumerate(types)]
+
+
+def read_track(session: Session, stmt: Select[Any]) -> Track:
+    """Run a select of fix_columns() and return its fixes as one Track."""
+    ts, lat, lon, accuracy_m, speed_mps = _unpacked(session, stmt, _TRACK_TYPES)
+    return Track(_epoch_s(ts), lat, lon, accuracy_m, speed_mps)
+
+
+def _epoch_s(pg_us: np.ndarray) -> np.ndarray:
+    """Return binary timestamptz values as epoch seconds (one rounding, as a cast would)."""
+    return (pg_us + _PG_EPOCH_US) / 1e6
 
 
 def _degrees_around(lat: float, lon: float, radius_m: float) -> tuple[float, float, float, float]:
@@ -238,8 +270,8 @@ def replay_fixes(
             fix never stands for its slot (the outlier rules' accuracy limit).
 
     Returns:
-        A select() of person_id, t (epoch s), lat, lon, accuracy_m, speed_mps by person
-        and time.
+        A select() of one bytea: person_id and the columns of fix_columns(), by person
+        and time, for read_person_tracks().
     """
     chosen = select(
         Position.person_id, Position.ts, Position.geom, Position.accuracy_m, Position.speed_mps
@@ -255,45 +287,25 @@ def replay_fixes(
         )
     # The coordinates are taken from the geometry after thinning, for the kept rows only.
     kept = chosen.subquery("kept")
-    return select(
-        kept.c.person_id,
-        _epoch(kept.c.ts),
-        func.ST_Y(kept.c.geom).label("lat"),
-        func.ST_X(kept.c.geom).label("lon"),
-        kept.c.accuracy_m,
-        kept.c.speed_mps,
-    ).order_by(kept.c.person_id, kept.c.ts)
+    columns = _track_columns(kept.c.ts, kept.c.geom, kept.c.accuracy_m, kept.c.speed_mps)
+    return select(_packed([(kept.c.person_id, ">i4"), *columns], [kept.c.person_id, kept.c.ts]))
 
 
-def read_person_fixes(session: Session, stmt: Select[Any]) -> dict[int, list[Fix]]:
-    """Run a select of person_id and Fix fields (replay_fixes()), fixes by person."""
+def read_person_tracks(session: Session, stmt: Select[Any]) -> dict[int, Track]:
+    """Run a select of replay_fixes() and return each person's fixes as a Track."""
     # Thinning sorts every fix of the window: an hour of 1,000 people spilled to disk
     # with the default 4 MB and took half as long again.
     session.execute(text("SET LOCAL work_mem = '64MB'"))
-    by_person: dict[int, list[Fix]] = {}
-    for person_id, rows in itertools.groupby(_driver_rows(session, stmt), key=_first):
-        by_person[person_id] = [Fix._make(r[1:]) for r in rows]
-    return by_person
-
-
-def _first(row: tuple[Any, ...]) -> Any:
-    return row[0]
-
-
-def _driver_rows(session: Session, stmt: Select[Any]) -> list[tuple[Any, ...]]:
-    """Return a select's rows as plain tuples, straight from the driver's cursor.
-
-    SQLAlchemy's row objects cost as much as the query itself on a month of 5 s fixes.
-    """
-    compiled = stmt.compile(
-        dialect=session.get_bind().dialect, compile_kwargs={"render_postcompile": True}
-    )
-    cursor = session.connection().connection.cursor()
-    try:
-        cursor.execute(str(compiled), compiled.params)
-        return cursor.fetchall()
-    finally:
-        cursor.close()
+    person, ts, lat, lon, accuracy_m, speed_mps = _unpacked(session, stmt, (">i4", *_TRACK_TYPES))
+    t = _epoch_s(ts)
+    edges = np.flatnonzero(np.diff(person)) + 1
+    starts = np.concatenate(([0], edges)).tolist()
+    ends = np.concatenate((edges, [len(person)])).tolist()
+    return {
+        int(person[a]): Track(t[a:b], lat[a:b], lon[a:b], accuracy_m[a:b], speed_mps[a:b])
+        for a, b in zip(starts, ends, strict=True)
+        if b > a
+    }
 
 
 def grids_at(
