@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 from geographiclib.geodesic import Geodesic
+from sqlalchemy import text
 
 from tracker import store
 from tracker.extensions import db
@@ -382,6 +383,8 @@ def test_a_track_read_in_binary_equals_the_stored_rows(app, make_phone):
         )
         for i in range(500)
     ]
+    shuffled = fixes[:]
+    rng.shuffle(shuffled)
     with app.app_context():
         store.positions.ensure_partition(db.session, T0.date())
         store.positions.insert_positions(
@@ -390,12 +393,16 @@ def test_a_track_read_in_binary_equals_the_stored_rows(app, make_phone):
                 store.positions.PositionRow(
                     phone.person_id, phone.device_id, ts, lat, lon, acc, None, speed
                 )
-                for ts, lat, lon, acc, speed in fixes
+                for ts, lat, lon, acc, speed in shuffled
             ],
         )
         db.session.commit()
         admin = store.accounts.add_user(db.session, "binary-reader", "x", "admin", None)
         start, end = T0 - timedelta(hours=1), T0 + timedelta(hours=2)
+        # A sequential scan returns the rows as stored, shuffled: the packed rows come in
+        # no order, and read_track() must sort them.
+        db.session.execute(text("SET LOCAL enable_indexscan = off"))
+        db.session.execute(text("SET LOCAL enable_bitmapscan = off"))
         track = store.history.read_track(
             db.session, store.history.fix_columns(admin, phone.person_id, start, end)
         )
