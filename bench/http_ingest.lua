@@ -76,8 +76,9 @@ function done(summary, latency, requests)
   io.write(string.format(
     'RESULT {"ok": %d, "other": %d, "busy": %d, "rejected": %d, "requests": %d, "duration_us": %d, ' ..
     '"connect_errors": %d, "read_errors": %d, "write_errors": %d, "timeouts": %d, ' ..
-    '"status_errors": %d, "p50_us": %d, "p99_us": %d, "max_us": %d}\n',
+    '"status_errors": %d, "p50_us": %d, "p95_us": %d, "p99_us": %d, "max_us": %d}\n',
     total_ok, total_other, total_busy, total_rejected, summary.requests, summary.duration,
     summary.errors.connect, summary.errors.read, summary.errors.write, summary.errors.timeout,
-    summary.errors.status, latency:percentile(50), latency:percentile(99), latency.max))
+    summary.errors.status, latency:percentile(50), latency:percentile(95), latency:percentile(99),
+    latency.max))
 end

@@ -21,7 +21,9 @@ behind nginx as scripts/stack.sh configures it). Then:
 - **open loop** (`--open-loop N`): N phones, each with its own keep-alive connection,
   send one Traccar Client fix every `--interval` seconds (phases spread at random), as
   real phones do; p50/p99 latency after a warm-up, and whether any fix was lost (answered
-  200 but not stored) or stored twice.
+  200 but not stored) or stored twice. (wrk with a per-connection delay was tried as a
+  lighter generator: its timers are a list scanned on every event, and at 5,000
+  connections it took as much CPU as these Python streams.)
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -85,10 +87,14 @@ class WrkResult:
     rejected: int
     duration_s: float
     p50_ms: float
+    p95_ms: float
     p99_ms: float
     max_ms: float
     errors: dict[str, int]
     server_cpu_s: float
+    # Where the machine's CPU went during the run, as % of one core: server processes,
+    # PostgreSQL, nginx, wrk, and everything that was busy.
+    cpu_split: dict[str, float] = field(default_factory=dict)
     rows_added: int | None = None
 
     @property
@@ -104,6 +110,7 @@ def run_wrk(
     duration_s: float,
     tokens_file: Path,
     worker_pids: list[int],
+    watched: Watched | None = None,
 ) -> WrkResult:
     """Run wrk with the Lua script; return its figures.
 
@@ -115,6 +122,8 @@ def run_wrk(
     start = datetime.now(UTC) - timedelta(days=6) + timedelta(hours=2 * _runs)
     start_ms = int(start.timestamp() * 1000)
     cpu0 = sum(cpu_seconds(pid) for pid in worker_pids)
+    split0 = watched.sample() if watched else None
+    started = time.time()
     done = subprocess.run(
         [
             "wrk", f"-t{WRK_THREADS}", f"-c{connections}", f"-d{duration_s:.0f}s",
@@ -126,6 +135,13 @@ def run_wrk(
         check=True,
     )  # fmt: skip
     cpu1 = sum(cpu_seconds(pid) for pid in worker_pids)
+    cpu_split: dict[str, float] = {}
+    if watched and split0:
+        split1, elapsed = watched.sample(), time.time() - started
+        cpu_split = {
+            "server": 100 * (cpu1 - cpu0) / elapsed,
+            **{k: 100 * (split1[k] - split0[k]) / elapsed for k in split1},
+        }
     match = re.search(r"^RESULT (\{.*\})$", done.stdout, re.MULTILINE)
     if match is None:
         raise RuntimeError(f"wrk printed no result:\n{done.stdout}\n{done.stderr}")
@@ -139,13 +155,33 @@ def run_wrk(
         rejected=r["rejected"],
         duration_s=r["duration_us"] / 1e6,
         p50_ms=r["p50_us"] / 1000,
+        p95_ms=r["p95_us"] / 1000,
         p99_ms=r["p99_us"] / 1000,
         max_ms=r["max_us"] / 1000,
         errors={
             k: r[k] for k in ("connect_errors", "read_errors", "write_errors", "timeouts") if r[k]
         },
         server_cpu_s=cpu1 - cpu0,
+        cpu_split=cpu_split,
     )
+
+
+@dataclass
+class Watched:
+    """The processes whose CPU a run accounts for besides the servers'."""
+
+    postgres_pid: int | None
+    nginx_pids: list[int]
+
+    def sample(self) -> dict[str, float]:
+        """Return CPU seconds so far: PostgreSQL, nginx, wrk (reaped children), machine."""
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return {
+            "PostgreSQL": tree_cpu_seconds(self.postgres_pid) if self.postgres_pid else 0.0,
+            "nginx": sum(cpu_seconds(pid) for pid in self.nginx_pids),
+            "wrk": children.ru_utime + children.ru_stime,
+            "machine": machine_busy_seconds(),
+        }
 
 
 def postmaster_pid_of(url: str) -> int | None:
@@ -388,6 +424,8 @@ def closed_rows(results: list[WrkResult], reference: dict[int, WrkResult]) -> li
                 f"{r.server_cpu_s / max(1, r.ok + r.other) * 1e6:.0f} µs",
                 f"{ref.ok_per_s:,.0f}/s ({ratio})" if ref else "n/a",
                 "n/a" if r.rows_added is None else f"{r.rows_added:,} (+{lost} cut off)",
+                ", ".join(f"{k} {v:.0f}%" for k, v in r.cpu_split.items() if k != "nginx" or v)
+                + (" of 200%" if r.cpu_split else ""),
             )
         )
     return rows
@@ -409,6 +447,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--skip-closed", action="store_true", help="only the open loop")
     parser.add_argument("--seed", type=int, default=2026)
+
     parser.add_argument("--keep-db", action="store_true", help="keep the throwaway database")
     return parser.parse_args(argv)
 
@@ -451,6 +490,7 @@ def main(argv: list[str] | None = None) -> int:
 
         results: list[WrkResult] = []
         references: dict[int, WrkResult] = {}
+        watched = Watched(postmaster_pid_of(db.url), nginx.pids if nginx else [])
         if not args.skip_closed:
             # Warm up: the first requests of each device look its token up in the database.
             log.info("warm-up: %d s, not counted", WARMUP_S)
@@ -460,7 +500,9 @@ def main(argv: list[str] | None = None) -> int:
                     before = count_rows(db.url)
                     log.info("closed loop: %s, %d connections, %.0f s", fmt, connections,
                              args.duration)  # fmt: skip
-                    result = run_wrk(url, fmt, connections, args.duration, tokens_file, workers)
+                    result = run_wrk(
+                        url, fmt, connections, args.duration, tokens_file, workers, watched
+                    )
                     time.sleep(1.0)  # let requests cut off at the end finish
                     result.rows_added = count_rows(db.url) - before
                     results.append(result)
@@ -471,8 +513,9 @@ def main(argv: list[str] | None = None) -> int:
                 log.info("reference: trivial Flask view, %d connections", connections)
                 ref_pid = [reference.worker_pid] if reference.worker_pid else []
                 references[connections] = run_wrk(
-                    reference.base_url, "trivial", connections, args.duration, tokens_file, ref_pid
-                )
+                    reference.base_url, "trivial", connections, args.duration, tokens_file,
+                    ref_pid, Watched(None, []),
+                )  # fmt: skip
             reference.stop()
 
         open_result: OpenLoopResult | None = None
@@ -539,6 +582,7 @@ def main(argv: list[str] | None = None) -> int:
                         "server CPU / request",
                         "trivial Flask reference",
                         "rows added (vs 200s)",
+                        "CPU (% of a core)",
                     ],
                     closed_rows(results, references),
                 )  # fmt: skip
