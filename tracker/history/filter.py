@@ -395,22 +395,23 @@ class Ahead:
         Returns:
             1..lookahead, or 0 where none of the next `lookahead` fixes is beyond.
         """
-        n = len(self.lat)
+        lat, lon, along, across = self.lat, self.lon, self.along, self.across
+        n = len(lat)
         first = np.zeros(n, dtype=np.int64)
-        open_ = np.arange(n)
-        for k in range(1, lookahead + 1):
-            open_ = open_[open_ + k < n]
-            if not len(open_):
-                break
-            to = open_ + k
-            far = (np.abs(self.lat[to] - self.lat[open_]) >= SHORT_DEG) | (
-                np.abs(self.lon[to] - self.lon[open_]) >= SHORT_DEG
-            )
-            beyond = self._beyond(open_, to, reach[to])
-            if far.any():
-                beyond[far] = self.track.between(open_[far], to[far]) > reach[to[far]]
-            first[open_[beyond]] = k
-            open_ = open_[~beyond]
+        # Whole shifted slices rather than the fixes still open: contiguous arithmetic is
+        # several times faster than gathering. Pairs 0.02° apart or more are over 1.7 km
+        # apart, so the averaged radii decide them rightly unless a reach is that long.
+        exact_far = len(reach) and reach.max() >= 1_000
+        limit2 = 4 * np.square(reach)
+        for k in range(1, min(lookahead, n - 1) + 1):
+            dlat, dlon = lat[k:] - lat[:-k], lon[k:] - lon[:-k]
+            d2 = (dlat * (along[:-k] + along[k:])) ** 2 + (dlon * (across[:-k] + across[k:])) ** 2
+            beyond = d2 > limit2[k:]
+            if exact_far:
+                far = np.flatnonzero((np.abs(dlat) >= SHORT_DEG) | (np.abs(dlon) >= SHORT_DEG))
+                beyond[far] = self.track.between(far, far + k) > reach[far + k]
+            undecided = first[:-k]
+            undecided[beyond & (undecided == 0)] = k
         return first
 
     def first_beyond(

@@ -123,8 +123,24 @@ def _unpacked(
     columns = [
         rows[f"v{i}"].astype(np.dtype(kind).newbyteorder("=")) for i, kind in enumerate(types)
     ]
-    order = np.lexsort([columns[i] for i in reversed(order_by)])
+    keys = [columns[i] for i in order_by]
+    if _in_order(keys):  # the index scan's order, nearly always
+        return columns
+    order = np.lexsort(keys[::-1])
     return [column[order] for column in columns]
+
+
+def _in_order(keys: Sequence[np.ndarray]) -> bool:
+    """Return whether rows are sorted by keys (first key first)."""
+    if not len(keys[0]):
+        return True
+    later = np.zeros(len(keys[0]) - 1, dtype=bool)  # decided: a later row sorts after
+    for key in keys:
+        step = np.diff(key)
+        if ((step < 0) & ~later).any():
+            return False
+        later |= step > 0
+    return True
 
 
 def read_track(session: Session, stmt: Select[Any]) -> Track:
