@@ -2,8 +2,8 @@
 
 The page is the real one, served by the real server and loaded from /api/v1/live with every
 person on the map. The first load runs from the click on the login form's button until
-everyone is drawn: the people source holds them all and the map has loaded every tile of
-the view and drawn it (map.loaded(), checked on every frame). Then each second a
+everyone is drawn: the markers layer drew all of them in the last frame and the map has
+loaded everything else in view (map.loaded()), checked on every frame. Then each second a
 `positions` message moving everyone is parsed and applied exactly as the /live handler
 does (JSON.parse, then window.__tracker.applyPositions), so the figures are those of the
 browser alone: time until an update is drawn, frame times while updates stream, and the JS
@@ -180,7 +180,7 @@ def run(people: int, updates: int) -> None:
             wait_until(
                 page,
                 "window.__tracker && window.__tracker.map.loaded()"
-                f" && window.__tracker.drawnIds().length >= {people}",
+                f" && window.__tracker.markersDrawn() >= {people}",
                 120,
             )
             drawn = page.evaluate("performance.timeOrigin + performance.now()")

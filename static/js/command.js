@@ -65,6 +65,7 @@ window.__tracker = {
   peopleCount: () => people.people.size,
   drawn: people.drawn,
   drawnIds: people.drawnIds,
+  markersDrawn: people.markersDrawn,
   command: {
     coverage: coverage.coverage,
     gridState: coverage.gridState,

@@ -235,9 +235,10 @@ export function createMap(settings, container) {
     const bounds = new maplibregl.LngLatBounds();
     for (const unit of units.values()) extendBounds(bounds, unit.geometry);
     if (!bounds.isEmpty() || !freshFixes.length) return bounds;
-    const median = (values) => values.slice().sort((a, b) => a - b)[Math.floor(values.length / 2)];
-    const lon = median(freshFixes.map((f) => f[0]));
-    const lat = median(freshFixes.map((f) => f[1]));
+    // A typed array sorts numbers without a comparator: a few ms for 20,000 fixes, not tens.
+    const median = (i) => Float64Array.from(freshFixes, (f) => f[i]).sort()[Math.floor(freshFixes.length / 2)];
+    const lon = median(0);
+    const lat = median(1);
     // Within about 50 km of the median: a city's area, not a phone abroad.
     for (const [fLon, fLat] of freshFixes) {
       if (Math.abs(fLon - lon) < 0.6 && Math.abs(fLat - lat) < 0.45) bounds.extend(project(fLon, fLat));

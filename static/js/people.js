@@ -1,12 +1,15 @@
 /* The live people layer: markers, counts, filters, the unit tree, the person card and trail.
  *
- * One GeoJSON source holds every shown person; a circle layer colours them by role (grey
- * when stale) and a symbol layer draws heading arrows from zoom 14, so WebGL keeps 20,000
- * people fast. Updates are merged into a Map keyed by person; at most once per frame the
- * people whose marker changed are sent to the source as a diff (updateData).
+ * Every shown person is a marker in one WebGL layer (people-dots.js), coloured by role and
+ * grey when stale, drawn in the frame after the data arrives, without tiling; from zoom 14
+ * a symbol layer adds heading arrows to those moving, from a GeoJSON source fed only from
+ * zoom 13 on, so that the city-wide view never waits for MapLibre's worker. Updates are
+ * merged into a Map keyed by person; at most once per frame the markers are redrawn and
+ * the arrows whose person changed are sent to their source as a diff (updateData).
  */
 import { getJson } from "./api.js";
 import { ageText, roleName, t } from "./i18n.js";
+import { PeopleDots } from "./people-dots.js";
 
 export const STALE_COLOR = "#a3aab2";
 const ROLE_COLORS = {
@@ -28,6 +31,9 @@ export function roleColorer() {
   };
 }
 const MOVING_MPS = 0.5;
+const ARROWS_MIN_ZOOM = 14;
+// The arrows' source is fed a zoom level early, so their tiles are ready when they show.
+const ARROWS_FED_ZOOM = ARROWS_MIN_ZOOM - 1;
 // The first snapshot is read before the socket is in its room; what the server received
 // from this long before that read on is asked for again once it is (writes in flight).
 const CATCH_UP_MARGIN_MS = 5000;
@@ -53,24 +59,28 @@ function arrowImage() {
   return ctx.getImageData(0, 0, size, size);
 }
 
-function addPeopleLayers(map) {
-  map.addImage("arrow", arrowImage(), { pixelRatio: 2 });
+/** Add the trail, the selection ring, the arrows and the markers (`dots`) to the map. */
+function addPeopleLayers(map, dots) {
   const empty = { type: "FeatureCollection", features: [] };
   map.addSource("trail", { type: "geojson", data: empty });
   map.addSource("selected", { type: "geojson", data: empty });
-  // Points need no simplification and little buffer; tiles past z14 are overzoomed.
-  map.addSource("people", { type: "geojson", data: empty, buffer: 32, maxzoom: 14 });
+  // Only moving people, as points: no simplification, no buffer (an arrow is drawn by the
+  // tile its person is in, overlaps ignored); tiles past z14 are overzoomed.
+  map.addSource("people-arrows", { type: "geojson", data: empty, buffer: 0, maxzoom: 14 });
+  // The trail and the ring are hidden while empty: their sources then load no tiles, and a
+  // first load or a move of the view does not wait for them.
   map.addLayer({
     id: "trail-line",
     type: "line",
     source: "trail",
-    layout: { "line-join": "round", "line-cap": "round" },
+    layout: { "line-join": "round", "line-cap": "round", visibility: "none" },
     paint: { "line-color": "#1f7ae0", "line-width": 3.5, "line-opacity": 0.85 },
   });
   map.addLayer({
     id: "people-selected",
     type: "circle",
     source: "selected",
+    layout: { visibility: "none" },
     paint: {
       "circle-radius": 13,
       "circle-color": "rgba(31, 122, 224, 0.18)",
@@ -81,10 +91,9 @@ function addPeopleLayers(map) {
   map.addLayer({
     id: "people-arrows",
     type: "symbol",
-    source: "people",
+    source: "people-arrows",
     // Arrows only where they can be told apart; placing 20,000 icons city-wide is costly.
-    minzoom: 14,
-    filter: ["get", "moving"],
+    minzoom: ARROWS_MIN_ZOOM,
     layout: {
       "icon-image": "arrow",
       "icon-rotate": ["get", "heading"],
@@ -94,18 +103,7 @@ function addPeopleLayers(map) {
       "icon-size": ["interpolate", ["linear"], ["zoom"], 10, 0.6, 15, 1],
     },
   });
-  map.addLayer({
-    id: "people",
-    type: "circle",
-    source: "people",
-    paint: {
-      "circle-color": ["case", ["get", "stale"], STALE_COLOR, ["get", "color"]],
-      "circle-opacity": ["case", ["get", "stale"], 0.75, 1],
-      "circle-radius": ["interpolate", ["linear"], ["zoom"], 9, 2.5, 12, 3.5, 14, 5.5, 17, 8],
-      "circle-stroke-color": "#ffffff",
-      "circle-stroke-width": ["interpolate", ["linear"], ["zoom"], 9, 0.5, 13, 1.5],
-    },
-  });
+  map.addLayer(dots);
 }
 
 function recordFrom(item) {
@@ -129,12 +127,19 @@ function recordsFromColumns(answer) {
   return records;
 }
 
-function sameFeature(a, b) {
-  const pa = a.properties;
-  const pb = b.properties;
-  return a.geometry.coordinates[0] === b.geometry.coordinates[0] &&
-    a.geometry.coordinates[1] === b.geometry.coordinates[1] &&
-    pa.stale === pb.stale && pa.moving === pb.moving && pa.heading === pb.heading && pa.color === pb.color;
+function sameMarker(a, b) {
+  return a.lon === b.lon && a.lat === b.lat && a.stale === b.stale && a.moving === b.moving &&
+    a.heading === b.heading && a.color === b.color;
+}
+
+/** Return the arrow of a moving marker, as a GeoJSON feature of the arrows' source. */
+function arrowFeature(marker) {
+  return {
+    type: "Feature",
+    id: marker.id,
+    geometry: { type: "Point", coordinates: [marker.lon, marker.lat] },
+    properties: { heading: marker.heading },
+  };
 }
 
 /** Ask for the live snapshot in its compact form (GET /api/v1/live?format=columns). */
@@ -151,9 +156,12 @@ export function createPeopleLayer(base, settings) {
   // duty: "on" | "all" | "reporting" (on duty, a recent fix) | "silent" (on duty, no recent fix)
   const filters = { hiddenRoles: new Set(), duty: "on", search: "", unitIds: null, unitId: null };
   const hooks = { placeClick: null, gridClick: null }; // the panels take map clicks here
-  // What the people source holds: person id -> the feature last sent to the map. Each
-  // render sends only the difference (GeoJSONSource.updateData), never the whole collection.
-  const drawnFeatures = new Map();
+  // What the map draws: person id -> {id, lon, lat (as drawn), role, color, stale, moving,
+  // heading}, in drawing order. The arrows' source holds the moving ones (arrowsSent); each
+  // render sends it only the difference (GeoJSONSource.updateData).
+  const drawnMarkers = new Map();
+  const arrowsSent = new Map();
+  const dots = new PeopleDots("people", map);
   let selectedId = null;
   let trail = []; // WGS-84 [lon, lat, ts] of the selected person's fixes today
   let trailSummary = null;
@@ -165,7 +173,7 @@ export function createPeopleLayer(base, settings) {
   let narrowed = false;
   let socket = null;
 
-  const ready = base.ready.then(() => addPeopleLayers(map));
+  const ready = base.ready.then(() => addPeopleLayers(map, dots));
   // Fixes may arrive before the map can draw them: draw them once it can.
   ready.then(scheduleRender);
   let unitsShown = ready;
@@ -223,15 +231,13 @@ export function createPeopleLayer(base, settings) {
     requestAnimationFrame(render);
   }
 
-  /** Bring the people source up to date with the state; update counts and the open card. */
+  /** Bring the markers and arrows up to date with the state; update counts and the open card. */
   function render() {
     renderQueued = false;
-    const source = map.getSource("people");
-    if (!source) return;
+    if (!map.getSource("people-arrows")) return;
     const started = performance.now();
     const now = Date.now();
-    const wasEmpty = drawnFeatures.size === 0;
-    const changed = [];
+    let changed = 0;
     const seen = new Set();
     let reporting = 0;
     let silent = 0;
@@ -248,45 +254,71 @@ export function createPeopleLayer(base, settings) {
       if (filters.hiddenRoles.has(p.role)) continue;
       if (stale) staleShown += 1;
       seen.add(p.id);
-      const feature = {
-        type: "Feature",
+      const [lon, lat] = project(p.lon, p.lat);
+      const marker = {
         id: p.id,
-        geometry: { type: "Point", coordinates: project(p.lon, p.lat) },
-        properties: {
-          id: p.id,
-          role: p.role,
-          color: roleColor(p.role),
-          stale,
-          moving: !stale && p.speed != null && p.speed > MOVING_MPS && p.heading != null,
-          // Whole degrees: finer turns are invisible, and fewer distinct values tile faster.
-          heading: Math.round(p.heading || 0),
-        },
+        lon,
+        lat,
+        role: p.role,
+        color: stale ? STALE_COLOR : roleColor(p.role),
+        stale,
+        moving: !stale && p.speed != null && p.speed > MOVING_MPS && p.heading != null,
+        // Whole degrees: finer turns are invisible, and fewer distinct values tile faster.
+        heading: Math.round(p.heading || 0),
       };
-      const known = drawnFeatures.get(p.id);
-      if (known && sameFeature(known, feature)) continue;
-      drawnFeatures.set(p.id, feature);
-      changed.push(feature);
+      const known = drawnMarkers.get(p.id);
+      if (known && sameMarker(known, marker)) continue;
+      drawnMarkers.set(p.id, marker);
+      changed += 1;
     }
-    const removed = [...drawnFeatures.keys()].filter((id) => !seen.has(id));
-    for (const id of removed) drawnFeatures.delete(id);
-    if (wasEmpty && changed.length) {
-      // A first load (or everyone back after a filter) is one collection, not a diff.
+    let removed = 0;
+    for (const id of drawnMarkers.keys()) {
+      if (seen.has(id)) continue;
+      drawnMarkers.delete(id);
+      removed += 1;
+    }
+    if (changed || removed) {
       if (!performance.getEntriesByName("tracker:first-draw").length) performance.mark("tracker:first-draw");
-      source.setData({ type: "FeatureCollection", features: changed });
-    } else if (changed.length || removed.length) {
-      source.updateData({ add: changed, remove: removed });
+      dots.set([...drawnMarkers.values()]);
     }
+    sendArrows();
     drawSelected();
     $("count-reporting").textContent = reporting;
     $("count-silent").textContent = silent;
-    $("count-shown").textContent = drawnFeatures.size;
+    $("count-shown").textContent = drawnMarkers.size;
     $("count-stale").textContent = staleShown;
     renderRoleCounts();
     const hint = $("search-hint");
-    hint.hidden = !filters.search || drawnFeatures.size > 0;
+    hint.hidden = !filters.search || drawnMarkers.size > 0;
     hint.textContent = t("search.no_match");
     if (selectedId !== null) renderCard();
     lastRenderMs = performance.now() - started;
+  }
+
+  /** Send the arrows' source what changed among the moving markers, once it may show them. */
+  function sendArrows() {
+    const source = map.getSource("people-arrows");
+    if (!source || map.getZoom() < ARROWS_FED_ZOOM) return;
+    const add = [];
+    const remove = [];
+    for (const marker of drawnMarkers.values()) {
+      const sent = arrowsSent.get(marker.id);
+      if (!marker.moving) {
+        if (sent) remove.push(marker.id);
+        continue;
+      }
+      if (sent && sent.lon === marker.lon && sent.lat === marker.lat && sent.heading === marker.heading) continue;
+      add.push(marker);
+    }
+    for (const id of arrowsSent.keys()) if (!drawnMarkers.has(id)) remove.push(id);
+    if (!add.length && !remove.length) return;
+    const wasEmpty = arrowsSent.size === 0;
+    // Drawn only with the arrows' first data: the first load does not wait for the canvas.
+    if (!map.hasImage("arrow")) map.addImage("arrow", arrowImage(), { pixelRatio: 2 });
+    for (const id of remove) arrowsSent.delete(id);
+    for (const marker of add) arrowsSent.set(marker.id, marker);
+    if (wasEmpty) source.setData({ type: "FeatureCollection", features: add.map(arrowFeature) });
+    else source.updateData({ add: add.map(arrowFeature), remove });
   }
 
   function drawSelected() {
@@ -301,6 +333,7 @@ export function createPeopleLayer(base, settings) {
       type: "FeatureCollection",
       features: coords ? [{ type: "Feature", properties: {}, geometry: { type: "Point", coordinates: coords } }] : [],
     });
+    map.setLayoutProperty("people-selected", "visibility", coords ? "visible" : "none");
   }
 
   function renderRoleCounts() {
@@ -395,8 +428,10 @@ export function createPeopleLayer(base, settings) {
       narrowed = true;
       subscribeViewport();
     }
-    scheduleRender();
     fitOnce();
+    // A whole read is drawn now rather than in the next frame: the first view waits for it.
+    if (whole) render();
+    else scheduleRender();
   }
 
   /** Draw the first snapshot as soon as it and the map are there; return its read_at. */
@@ -513,6 +548,7 @@ export function createPeopleLayer(base, settings) {
       ? [{ type: "Feature", properties: {}, geometry: { type: "LineString", coordinates: coords } }]
       : [];
     source.setData({ type: "FeatureCollection", features });
+    map.setLayoutProperty("trail-line", "visibility", features.length ? "visible" : "none");
   }
 
   function startOfToday() {
@@ -589,16 +625,26 @@ export function createPeopleLayer(base, settings) {
   }
 
   ready.then(() => {
-    map.on("mousemove", "people", (event) => {
-      const p = people.get(event.features[0].properties.id);
-      if (!p) return;
+    let hovered = null;
+    const leave = () => {
+      if (hovered === null) return;
+      hovered = null;
+      map.getCanvas().style.cursor = "";
+      hoverPopup.remove();
+    };
+    map.on("mousemove", (event) => {
+      const p = people.get(dots.hit(event.point));
+      if (!p) {
+        leave();
+        return;
+      }
+      hovered = p.id;
       map.getCanvas().style.cursor = "pointer";
       hoverPopup.setLngLat(project(p.lon, p.lat)).setDOMContent(popupContent(p)).addTo(map);
     });
-    map.on("mouseleave", "people", () => {
-      map.getCanvas().style.cursor = "";
-      hoverPopup.remove();
-    });
+    map.on("mouseout", leave);
+    // Arrows are fed from zoom 13 on: catch up when the map gets there.
+    map.on("zoomend", scheduleRender);
     // One click handler: a mode (placing an incident) takes the click first, then a
     // person under the pointer, then the grid under it.
     map.on("click", (event) => {
@@ -607,10 +653,9 @@ export function createPeopleLayer(base, settings) {
         hooks.placeClick(lon, lat);
         return;
       }
-      const { x, y } = event.point;
-      const hit = map.queryRenderedFeatures([[x - 4, y - 4], [x + 4, y + 4]], { layers: ["people"] });
-      if (hit.length) {
-        selectPerson(hit[0].properties.id);
+      const hit = dots.hit(event.point, 4);
+      if (hit !== null) {
+        selectPerson(hit);
         return;
       }
       const grids = map.queryRenderedFeatures(event.point, { layers: ["units-fill"] })
@@ -667,17 +712,13 @@ export function createPeopleLayer(base, settings) {
     render,
     lastRenderMs: () => lastRenderMs,
     drawn(id) {
-      const found = drawnFeatures.get(id);
+      const found = drawnMarkers.get(id);
       if (!found) return null;
-      return {
-        lon: found.geometry.coordinates[0],
-        lat: found.geometry.coordinates[1],
-        stale: found.properties.stale,
-        moving: found.properties.moving,
-        role: found.properties.role,
-        color: found.properties.stale ? STALE_COLOR : found.properties.color,
-      };
+      const { lon, lat, stale, moving, role, color } = found;
+      return { lon, lat, stale, moving, role, color };
     },
-    drawnIds: () => [...drawnFeatures.keys()],
+    drawnIds: () => [...drawnMarkers.keys()],
+    /** Return how many markers the map's last frame drew. */
+    markersDrawn: () => dots.drawnCount,
   };
 }
