@@ -378,13 +378,6 @@ class Ahead:
         self.lat, self.lon = track.lat, track.lon
         self.along, self.across = track.radii()
 
-    def _beyond(self, a: Any, b: Any, limit: Any) -> np.ndarray:
-        """Return whether fixes b lie farther than limit from fixes a (short pairs only)."""
-        d2 = ((self.lat[b] - self.lat[a]) * (self.along[a] + self.along[b])) ** 2 + (
-            (self.lon[b] - self.lon[a]) * (self.across[a] + self.across[b])
-        ) ** 2
-        return d2 > 4 * np.square(limit)
-
     def first_beyond_each(self, reach: np.ndarray, lookahead: int) -> np.ndarray:
         """Return, for every fix, how many fixes ahead the first one beyond reach is.
 
