@@ -116,16 +116,7 @@ def _stop(fixes: Sequence[Fix], first: int, last: int, radius_m: float, min_s: f
 def reference_stops(
     fixes: Sequence[Fix], radius_m: float = 50.0, min_s: float = 300.0
 ) -> list[Stop]:
-    """Find where someone stayed within `radius_m` for at least `min_s`.
-
-    Args:
-        fixes: filtered fixes, oldest first.
-        radius_m: how far from where a stop began a fix may lie and still belong to it.
-        min_s: the shortest stay that is a stop.
-
-    Returns:
-        The stops, oldest first; they never overlap.
-    """
+    """Return what tracker.history.stops.detect_stops() must return, one fix at a time."""
     stops: list[Stop] = []
     # This scan measures distances from each fix onwards, the hottest loop of a month's
     # timeline. The path walked from fix i bounds the straight distance from it (triangle
