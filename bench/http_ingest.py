@@ -2,7 +2,7 @@
 
 Usage (from the repository root):
 
-    .venv/bin/python bench/http_ingest.py [--devices 2000] [--duration 20]
+    .venv/bin/python bench/http_ingest.py [--devices 2000] [--duration 20] [--rounds 3]
         [--connections 200,1000] [--formats osmand,owntracks] [--servers 1]
         [--open-loop 5000] [--interval 5] [--skip-closed] [--keep-db]
 
@@ -17,7 +17,9 @@ behind nginx as scripts/stack.sh configures it). Then:
   p50/p99, errors and timeouts, server CPU per request, and the exactly-once check
   (rows added = fixes answered 200, at most the requests cut off at the end more).
   The same wrk run against a trivial Flask view on the same gunicorn settings
-  (bench/_trivial_app.py) is the reference; the ratio is printed.
+  (bench/_trivial_app.py) is the reference. The runs come in `--rounds` rounds, each
+  ingest then reference, and each ratio is taken within a round; the medians and ranges
+  over the rounds are printed after the runs.
 - **open loop** (`--open-loop N`): N phones, each with its own keep-alive connection,
   send one Traccar Client fix every `--interval` seconds (phases spread at random), as
   real phones do; p50/p99 latency after a warm-up, and whether any fix was lost (answered
@@ -38,6 +40,7 @@ import random
 import re
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -97,6 +100,7 @@ class WrkResult:
     # PostgreSQL, nginx, wrk, and everything that was busy.
     cpu_split: dict[str, float] = field(default_factory=dict)
     rows_added: int | None = None
+    round: int = 0  # which round of --rounds it belongs to
 
     @property
     def ok_per_s(self) -> float:
@@ -415,26 +419,61 @@ async def open_loop(
 # --- the report ----------------------------------------------------------------------
 
 
-def closed_rows(results: list[WrkResult], reference: dict[int, WrkResult]) -> list[tuple]:
-    """Return the table rows of the closed-loop runs."""
+def closed_rows(
+    results: list[WrkResult], references: dict[tuple[int, int], WrkResult]
+) -> list[tuple]:
+    """Return one table row per closed-loop run, with the reference run of its round."""
     rows = []
     for r in results:
-        ref = reference.get(r.connections)
+        ref = references.get((r.round, r.connections))
         ratio = f"{r.ok_per_s / ref.ok_per_s:.2f}×" if ref and ref.ok_per_s else "n/a"
         lost = "n/a" if r.rows_added is None else r.rows_added - r.ok
         rows.append(
             (
+                r.round + 1,
                 r.label,
                 f"{r.connections:,}",
                 f"**{r.ok_per_s:,.0f}**",
                 f"{r.p50_ms:.0f} / {r.p99_ms:.0f} ms",
                 f"{r.other:,} non-200 ({r.busy:,} of them 503), {r.rejected} rejected"
                 + (f", {r.errors}" if r.errors else ""),
-                f"{r.server_cpu_s / max(1, r.ok + r.other) * 1e6:.0f} µs",
-                f"{ref.ok_per_s:,.0f}/s ({ratio})" if ref else "n/a",
+                f"{cpu_per_request_us(r):.0f} µs",
+                f"{ref.ok_per_s:,.0f}/s, {cpu_per_request_us(ref):.0f} µs ({ratio})"
+                if ref
+                else "n/a",
                 "n/a" if r.rows_added is None else f"{r.rows_added:,} (+{lost} cut off)",
                 ", ".join(f"{k} {v:.0f}%" for k, v in r.cpu_split.items() if k != "nginx" or v)
                 + (" of 200%" if r.cpu_split else ""),
+            )
+        )
+    return rows
+
+
+def cpu_per_request_us(r: WrkResult) -> float:
+    """Return the server CPU per answered request, in microseconds."""
+    return r.server_cpu_s / max(1, r.ok + r.other) * 1e6
+
+
+def summary_rows(
+    results: list[WrkResult], references: dict[tuple[int, int], WrkResult]
+) -> list[tuple]:
+    """Return per format and connections: the median over the rounds and each round's ratio."""
+    rows = []
+    for key in dict.fromkeys((r.label, r.connections) for r in results):
+        runs = [r for r in results if (r.label, r.connections) == key]
+        refs = [references[(r.round, r.connections)] for r in runs]
+        ratios = sorted(r.ok_per_s / ref.ok_per_s for r, ref in zip(runs, refs, strict=True))
+        rates = sorted(r.ok_per_s for r in runs)
+        ref_rates = sorted(ref.ok_per_s for ref in refs)
+        rows.append(
+            (
+                key[0],
+                f"{key[1]:,}",
+                f"**{statistics.median(rates):,.0f}** ({rates[0]:,.0f}–{rates[-1]:,.0f})",
+                f"{statistics.median(ref_rates):,.0f} ({ref_rates[0]:,.0f}–{ref_rates[-1]:,.0f})",
+                f"**{statistics.median(ratios):.2f}×** ({ratios[0]:.2f}–{ratios[-1]:.2f}×)",
+                f"{statistics.median(cpu_per_request_us(r) for r in runs):.0f} / "
+                f"{statistics.median(cpu_per_request_us(r) for r in refs):.0f} µs",
             )
         )
     return rows
@@ -445,6 +484,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--devices", type=int, default=2000, help="devices to spread over (2000)")
     parser.add_argument("--duration", type=float, default=20.0, help="seconds per run (20)")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="closed loop: rounds of ingest then reference (3)"
+    )
     parser.add_argument("--connections", default="200,1000", help="closed-loop connections")
     parser.add_argument("--formats", default="osmand,owntracks", help="osmand and/or owntracks")
     parser.add_argument("--servers", type=int, default=1, choices=(1, 2), help="processes")
@@ -498,33 +540,41 @@ def main(argv: list[str] | None = None) -> int:
         log.info("serving on %s (%d process(es)), %d devices", url, args.servers, phones)
 
         results: list[WrkResult] = []
-        references: dict[int, WrkResult] = {}
+        references: dict[tuple[int, int], WrkResult] = {}  # (round, connections)
         watched = Watched(postmaster_pid_of(db.url), nginx.pids if nginx else [])
         if not args.skip_closed:
+            reference = TrivialServer(db.url)
+            reference.start()
+            ref_pid = [reference.worker_pid] if reference.worker_pid else []
             # Warm up: the first requests of each device look its token up in the database.
             log.info("warm-up: %d s, not counted", WARMUP_S)
             run_wrk(url, "osmand", 200, WARMUP_S, tokens_file, workers)
-            for fmt in args.formats.split(","):
-                for connections in (int(c) for c in args.connections.split(",")):
-                    before = count_rows(db.url)
-                    log.info("closed loop: %s, %d connections, %.0f s", fmt, connections,
-                             args.duration)  # fmt: skip
-                    result = run_wrk(
-                        url, fmt, connections, args.duration, tokens_file, workers, watched
-                    )
-                    time.sleep(1.0)  # let requests cut off at the end finish
-                    result.rows_added = count_rows(db.url) - before
-                    results.append(result)
-            reference = TrivialServer(db.url)
-            reference.start()
             run_wrk(reference.base_url, "trivial", 200, WARMUP_S, tokens_file, [])
-            for connections in sorted({r.connections for r in results}):
-                log.info("reference: trivial Flask view, %d connections", connections)
-                ref_pid = [reference.worker_pid] if reference.worker_pid else []
-                references[connections] = run_wrk(
-                    reference.base_url, "trivial", connections, args.duration, tokens_file,
-                    ref_pid, Watched(None, []),
-                )  # fmt: skip
+            connection_counts = [int(c) for c in args.connections.split(",")]
+            # Rounds alternate ingest and reference, so that each ratio compares runs a
+            # minute apart: this shared machine's speed drifts by a third within an hour.
+            for round_no in range(args.rounds):
+                for fmt in args.formats.split(","):
+                    for connections in connection_counts:
+                        before = count_rows(db.url)
+                        log.info("round %d: %s, %d connections, %.0f s", round_no + 1, fmt,
+                                 connections, args.duration)  # fmt: skip
+                        result = run_wrk(
+                            url, fmt, connections, args.duration, tokens_file, workers, watched
+                        )
+                        time.sleep(1.0)  # let requests cut off at the end finish
+                        result.rows_added = count_rows(db.url) - before
+                        result.round = round_no
+                        results.append(result)
+                for connections in connection_counts:
+                    log.info("round %d: trivial Flask view, %d connections", round_no + 1,
+                             connections)  # fmt: skip
+                    ref = run_wrk(
+                        reference.base_url, "trivial", connections, args.duration, tokens_file,
+                        ref_pid, Watched(None, []),
+                    )  # fmt: skip
+                    ref.round = round_no
+                    references[(round_no, connections)] = ref
             reference.stop()
 
         open_result: OpenLoopResult | None = None
@@ -595,17 +645,33 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 markdown_table(
                     [
+                        "round",
                         "format",
                         "connections",
                         "answered 200/s",
                         "latency p50 / p99",
                         "failures",
                         "server CPU / request",
-                        "trivial Flask reference",
+                        "trivial Flask, same round (ratio)",
                         "rows added (vs 200s)",
                         "CPU (% of a core)",
                     ],
                     closed_rows(results, references),
+                )  # fmt: skip
+            )
+            print()
+            print(f"median of {args.rounds} round(s) (range):")
+            print(
+                markdown_table(
+                    [
+                        "format",
+                        "connections",
+                        "answered 200 /s",
+                        "trivial Flask /s",
+                        "ratio, round by round",
+                        "server CPU / request, ingest / trivial",
+                    ],
+                    summary_rows(results, references),
                 )  # fmt: skip
             )
             for r in results:
