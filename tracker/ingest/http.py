@@ -51,8 +51,15 @@ class Request:
     @cached_property
     def args(self) -> dict[str, str]:
         """Return the query parameters, the first of each name."""
+        query = self.environ.get("QUERY_STRING", "")
         params: dict[str, str] = {}
-        for name, value in parse_qsl(self.environ.get("QUERY_STRING", ""), True):
+        if "%" in query or "+" in query:
+            pairs = parse_qsl(query, True)
+        else:
+            # What parse_qsl(query, True) returns when nothing is escaped, at a fraction of
+            # its cost: a Traccar Client query is plain digits, letters and dots.
+            pairs = [pair.partition("=")[::2] for pair in query.split("&") if pair]
+        for name, value in pairs:
             params.setdefault(name, value)
         return params
 
