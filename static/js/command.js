@@ -15,14 +15,15 @@ const canDispatch = settings.user.role === "admin" || settings.user.role === "di
 
 document.getElementById("account").textContent = `${settings.user.username} · ${t(`staff.${settings.user.role}`)}`;
 
-// The snapshot, the socket and the units are all asked for before the map sets itself up
-// (the longest wait): the people layer catches up on what the socket missed meanwhile.
+// The snapshot is asked for before the map sets itself up (the longest wait). The socket
+// connects once the snapshot is drawn: its handshake, the catch-up read of what it missed
+// meanwhile and the panels' first reads (alerts, incidents, coverage, all on connect) then
+// do not compete with the first draw for the CPU.
 const firstSnapshot = requestSnapshot();
 const socket = createLiveSocket();
-socket.connect();
 const base = createMap(settings, "map");
 const people = createPeopleLayer(base, settings);
-people.attach(socket, firstSnapshot);
+people.attach(socket, firstSnapshot).then(() => socket.connect());
 const unitsShown = people.loadUnits();
 document.getElementById("logout").addEventListener("click", () => {
   endSession().finally(() => {

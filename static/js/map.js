@@ -40,7 +40,11 @@ function applyOpacity(map, opacity) {
   }
 }
 
+const UNIT_SHAPE_LAYERS = ["units-fill", "units-selected", "units-line"];
+
+/** Add the units' sources and layers, hidden until showUnits() has units to draw. */
 function addUnitLayers(map) {
+  // Hidden layers load no tiles: a map without units does not wait for MapLibre's worker.
   map.addSource("units", { type: "geojson", data: empty(), promoteId: "id" });
   map.addSource("unit-labels", { type: "geojson", data: empty(), promoteId: "id" });
   // Grids are tinted by coverage (feature-state set by coverage.js): red when nobody on
@@ -49,6 +53,7 @@ function addUnitLayers(map) {
     id: "units-fill",
     type: "fill",
     source: "units",
+    layout: { visibility: "none" },
     paint: {
       "fill-color": [
         "case",
@@ -62,6 +67,7 @@ function addUnitLayers(map) {
     id: "units-selected",
     type: "line",
     source: "units",
+    layout: { visibility: "none" },
     filter: ["==", ["get", "id"], -1],
     paint: { "line-color": "#0e3a5b", "line-width": 3 },
   });
@@ -69,6 +75,7 @@ function addUnitLayers(map) {
     id: "units-line",
     type: "line",
     source: "units",
+    layout: { visibility: "none" },
     paint: { "line-color": "#2d6fb0", "line-width": 1.5, "line-dasharray": [3, 2] },
   });
   for (const [kind, minzoom] of LABEL_ZOOMS) {
@@ -79,6 +86,7 @@ function addUnitLayers(map) {
       minzoom,
       filter: ["==", ["get", "kind"], kind],
       layout: {
+        visibility: "none",
         "text-field": ["format", ["get", "name"], {}, ["get", "badge"], { "font-scale": 0.85 }],
         "text-font": FONT,
         "text-size": kind === "grid" ? 13 : 14,
@@ -213,6 +221,10 @@ export function createMap(settings, container) {
       .map((f) => ({ type: "Feature", properties: { id: f.id, kind: f.properties.kind }, geometry: projectGeometry(f.geometry) }));
     map.getSource("units").setData({ type: "FeatureCollection", features: shapes });
     drawLabels();
+    const anyShape = [...units.values()].some((unit) => unit.geometry);
+    const anyLabel = [...units.values()].some((unit) => unit.label_point);
+    for (const id of UNIT_SHAPE_LAYERS) map.setLayoutProperty(id, "visibility", anyShape ? "visible" : "none");
+    for (const [kind] of LABEL_ZOOMS) map.setLayoutProperty(`units-label-${kind}`, "visibility", anyLabel ? "visible" : "none");
   }
 
   /** Return the ids of a unit and every unit below it. */
@@ -236,14 +248,25 @@ export function createMap(settings, container) {
     for (const unit of units.values()) extendBounds(bounds, unit.geometry);
     if (!bounds.isEmpty() || !freshFixes.length) return bounds;
     // A typed array sorts numbers without a comparator: a few ms for 20,000 fixes, not tens.
-    const median = (i) => Float64Array.from(freshFixes, (f) => f[i]).sort()[Math.floor(freshFixes.length / 2)];
+    const median = (i) => {
+      const values = new Float64Array(freshFixes.length);
+      for (let k = 0; k < values.length; k += 1) values[k] = freshFixes[k][i];
+      return values.sort()[Math.floor(values.length / 2)];
+    };
     const lon = median(0);
     const lat = median(1);
-    // Within about 50 km of the median: a city's area, not a phone abroad.
+    // Within about 50 km of the median: a city's area, not a phone abroad. The corners are
+    // kept as numbers: LngLatBounds.extend would make an object of every fix.
+    let [west, south, east, north] = [Infinity, Infinity, -Infinity, -Infinity];
     for (const [fLon, fLat] of freshFixes) {
-      if (Math.abs(fLon - lon) < 0.6 && Math.abs(fLat - lat) < 0.45) bounds.extend(project(fLon, fLat));
+      if (Math.abs(fLon - lon) >= 0.6 || Math.abs(fLat - lat) >= 0.45) continue;
+      const [x, y] = project(fLon, fLat);
+      west = Math.min(west, x);
+      east = Math.max(east, x);
+      south = Math.min(south, y);
+      north = Math.max(north, y);
     }
-    return bounds;
+    return west > east ? bounds : new maplibregl.LngLatBounds([west, south], [east, north]);
   }
 
   /** Frame the account's area; return whether there was one. */

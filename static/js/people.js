@@ -37,6 +37,8 @@ const ARROWS_FED_ZOOM = ARROWS_MIN_ZOOM - 1;
 // The first snapshot is read before the socket is in its room; what the server received
 // from this long before that read on is asked for again once it is (writes in flight).
 const CATCH_UP_MARGIN_MS = 5000;
+// attach()'s promise resolves after this long even if the first snapshot has not come yet.
+const FIRST_DRAW_WAIT_MS = 10000;
 const $ = (id) => document.getElementById(id);
 
 /** Return the heading arrow: a wedge above the centre, rotated with the heading. */
@@ -117,9 +119,10 @@ function recordFrom(item) {
 /** Return the records of a /api/v1/live?format=columns answer: one array per field. */
 function recordsFromColumns(answer) {
   const records = new Array(answer.count);
+  const { roles, role } = answer; // role[i] indexes roles
   for (let i = 0; i < answer.count; i += 1) {
     records[i] = {
-      id: answer.person_id[i], name: answer.name[i], role: answer.role[i], unit_id: answer.unit_id[i],
+      id: answer.person_id[i], name: answer.name[i], role: roles[role[i]], unit_id: answer.unit_id[i],
       on_duty: answer.on_duty[i], ts: answer.ts_ms[i], lon: answer.lon[i], lat: answer.lat[i],
       accuracy: answer.accuracy[i], speed: answer.speed[i], heading: answer.heading[i], battery: answer.battery[i],
     };
@@ -466,7 +469,9 @@ export function createPeopleLayer(base, settings) {
 
   /** Follow the /live socket: positions, and a resync after every (re)connect.
    *
-   * `firstSnapshot` (requestSnapshot) is drawn without waiting for the socket. */
+   * `firstSnapshot` (requestSnapshot) is drawn without waiting for the socket. Return a
+   * promise that resolves once the frame with the first snapshot has been drawn, once
+   * that read failed, or after FIRST_DRAW_WAIT_MS, whichever comes first. */
   function attach(liveSocket, firstSnapshot = null) {
     socket = liveSocket;
     // A failed first read leaves the first connect to read everything.
@@ -476,6 +481,12 @@ export function createPeopleLayer(base, settings) {
       resync();
     });
     socket.on("positions", (message) => applyPositions(message.positions));
+    // The render above asked MapLibre for a frame: a frame callback asked for now runs after
+    // MapLibre's, and the timeout once that frame is handed over.
+    const drawn = (firstLoad || Promise.resolve()).then(
+      () => new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 0))),
+    );
+    return Promise.race([drawn, new Promise((resolve) => setTimeout(resolve, FIRST_DRAW_WAIT_MS))]);
   }
 
   // --- units ----------------------------------------------------------------------
@@ -536,7 +547,9 @@ export function createPeopleLayer(base, settings) {
   function fitOnce() {
     if (firstFit) return;
     const now = Date.now();
-    firstFit = base.fitFirstView([...people.values()].filter((p) => !isStale(p, now)).map((p) => [p.lon, p.lat]));
+    const recent = [];
+    for (const p of people.values()) if (!isStale(p, now)) recent.push([p.lon, p.lat]);
+    firstFit = base.fitFirstView(recent);
   }
 
   // --- selection, trail and follow --------------------------------------------------

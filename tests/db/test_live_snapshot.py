@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -16,13 +16,16 @@ from tracker.privacy.policy import policies
 
 
 def people_of(columns: dict[str, Any]) -> dict[int, dict[str, Any]]:
-    """Return a columns answer as person id -> that person's fields."""
-    fields = [key for key in columns if key not in ("format", "count", "read_at")]
+    """Return a columns answer as person id -> that person's fields, roles named."""
+    fields = [key for key in columns if key not in ("format", "count", "read_at", "roles")]
     assert all(len(columns[key]) == columns["count"] for key in fields)
-    return {
+    people = {
         person_id: {key: columns[key][i] for key in fields}
         for i, person_id in enumerate(columns["person_id"])
     }
+    for person in people.values():
+        person["role"] = columns["roles"][person["role"]]
+    return people
 
 
 def test_columns_hold_what_the_geojson_holds(app, client, make_unit, make_phone, make_user):
@@ -39,6 +42,9 @@ def test_columns_hold_what_the_geojson_holds(app, client, make_unit, make_phone,
     columns = client.get("/api/v1/live?format=columns").json
 
     assert columns["format"] == "columns" and columns["count"] == len(features)
+    # Each role is named once; `role` holds indexes into the names.
+    assert sorted(columns["roles"]) == columns["roles"] and "patrol" in columns["roles"]
+    assert all(isinstance(code, int) for code in columns["role"])
     people = people_of(columns)
     # The scope holds for this form too: grid B's person is not there.
     assert b.person_id not in people
@@ -47,10 +53,47 @@ def test_columns_hold_what_the_geojson_holds(app, client, make_unit, make_phone,
     assert mine["role"] == "patrol" and mine["unit_id"] == grid_a and mine["on_duty"] is True
     for feature in features:
         expected = dict(feature["properties"])
-        expected["lon"], expected["lat"] = feature["geometry"]["coordinates"]
+        lon, lat = feature["geometry"]["coordinates"]
+        expected["lon"], expected["lat"] = round(lon, 6), round(lat, 6)
+        if expected["heading"] is not None:
+            expected["heading"] = round(expected["heading"])
         expected["ts_ms"] = round(datetime.fromisoformat(expected.pop("ts")).timestamp() * 1000)
         del expected["age_s"]
         assert people[expected["person_id"]] == expected
+
+
+def test_columns_round_coordinates_to_6_decimals_and_headings_to_degrees(
+    app, client, make_phone, make_user
+):
+    phone = make_phone()
+    now = datetime.now(UTC)
+    with app.app_context():
+        store.positions.ensure_partition(db.session, now.date())
+        store.positions.insert_positions(
+            db.session,
+            [
+                store.positions.PositionRow(
+                    phone.person_id,
+                    phone.device_id,
+                    now,
+                    39.912345678,
+                    116.401234449,
+                    speed_mps=1.5,
+                    heading_deg=123.6,
+                )
+            ],
+        )
+        db.session.commit()
+    login(client, *make_user("admin"))
+    geojson = next(
+        f for f in client.get("/api/v1/live").json["features"] if f["id"] == phone.person_id
+    )
+    person = people_of(client.get("/api/v1/live?format=columns").json)[phone.person_id]
+    # About 0.1 m: the GeoJSON answer keeps every digit.
+    assert (person["lat"], person["lon"]) == (39.912346, 116.401234)
+    assert geojson["geometry"]["coordinates"] == [116.401234449, 39.912345678]
+    # Whole degrees, what the map draws; the speed as stored.
+    assert person["heading"] == 124 and person["speed"] == 1.5
 
 
 def test_columns_hide_off_duty_people_where_the_unit_says_so(
@@ -80,6 +123,7 @@ def test_columns_of_an_empty_box_are_empty_arrays(client, make_user):
     login(client, *make_user("admin"))
     answer = client.get("/api/v1/live?format=columns&bbox=-10,-10,-9,-9").json
     assert answer["count"] == 0 and answer["person_id"] == [] and answer["ts_ms"] == []
+    assert answer["roles"] == [] and answer["role"] == []
 
 
 def test_an_unknown_format_names_the_parameter(client, make_user):

@@ -259,3 +259,65 @@ def test_logout_ends_access(server, browser, make_user):
         assert page.url == f"{server.url}/login"
     finally:
         page.context.close()
+
+
+LIVE_AT_JS = """
+new MutationObserver(() => {
+  const status = document.getElementById('live-status');
+  if (status?.dataset.state === 'live' && window.__liveAt === undefined) {
+    window.__liveAt = performance.now();
+  }
+}).observe(document, {subtree: true, childList: true, attributes: true});
+"""
+
+
+def test_first_load_takes_the_prefetched_scripts_and_draws_before_the_socket_connects(
+    server, browser, make_phone, make_user
+):
+    url = server.url
+    person = make_phone("volunteer", name="王芳 Wang Fang")
+    phone = on_duty_phone(url, person.token)
+    context = browser.new_context(viewport={"width": 1400, "height": 850})
+    # Note when the header first says the socket is live (set on its connect event).
+    context.add_init_script(LIVE_AT_JS)
+    page = context.new_page()
+    try:
+        assert phone.send([{"ts": now_ms(), "lat": 39.93, "lon": 116.41, "accuracy": 8}])["ok"]
+        page.goto(f"{url}/login")
+        # The login page prefetches the map's scripts while the password is typed.
+        wait_until(
+            page,
+            "['maplibre-gl.js', 'command.js', 'people.js'].every(name =>"
+            " performance.getEntriesByType('resource').some(r =>"
+            " r.name.endsWith('/' + name) && r.responseEnd > 0))",
+            15,
+        )
+        page.fill("#username", (login := make_user("admin"))[0])
+        page.fill("#password", login[1])
+        page.click("button[type=submit]")
+        page.wait_for_url(f"{url}/")
+        wait_until(page, "document.body.dataset.synced", 15)
+        loads = page.evaluate(
+            """() => performance.getEntriesByType('resource').map(r => ({
+                 path: new URL(r.name).pathname, query: new URL(r.name).search,
+                 start: r.startTime, transfer: r.transferSize, body: r.encodedBodySize}))"""
+        )
+        by_path = {load["path"]: load for load in loads if not load["query"]}
+        # Taken from the HTTP cache: at most a revalidation's headers went over the network,
+        # not the body (static files are served with Cache-Control: no-cache).
+        for path in ("/static/vendor/maplibre-gl.js", "/static/js/command.js"):
+            assert by_path[path]["transfer"] < by_path[path]["body"], path
+        # Everyone in the snapshot was drawn before the socket connected, and the catch-up
+        # read of what the socket missed followed the connect.
+        first_draw = page.evaluate(
+            "performance.getEntriesByName('tracker:first-draw')[0].startTime"
+        )
+        live_at = page.evaluate("window.__liveAt")
+        catch_up = [load for load in loads if "received_since" in load["query"]]
+        assert live_at is not None and live_at > first_draw
+        assert catch_up and catch_up[0]["start"] > first_draw
+        assert drawn(page, person.person_id) is not None
+        assert page.get_attribute("#live-status", "data-state") == "live"
+    finally:
+        phone.close()
+        context.close()

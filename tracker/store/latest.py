@@ -15,7 +15,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
-from sqlalchemy.types import BigInteger, Integer
+from sqlalchemy.types import BigInteger, Float, Integer, Numeric
 
 from ..models import (
     LatestPosition,
@@ -86,15 +86,27 @@ def _epoch_ms(column: Any) -> Any:
     return cast(func.round(func.extract("epoch", column) * 1000), BigInteger)
 
 
-def latest_positions_epoch_ms(
+def _rounded(column: Any, decimals: int) -> Any:
+    """Return a double precision expression rounded to `decimals` decimal places."""
+    return cast(func.round(cast(column, Numeric), decimals), Float)
+
+
+# Degrees of latitude and longitude to 6 decimals: about 0.1 m, far below a phone's accuracy.
+SNAPSHOT_DEGREE_DECIMALS = 6
+
+
+def live_snapshot_columns(
     user: User,
     bbox: tuple[float, float, float, float] | None,
     received_since: datetime | None = None,
 ) -> Select[Any]:
-    """Return latest_positions() with the fix time as whole epoch milliseconds (`ts_ms`).
+    """Return a select of one row: each visible person's newest fix, one array per column.
 
-    The live map's first load reads 20,000 rows: an integer costs the driver far less
-    than a timezone-aware datetime, and the page wants milliseconds anyway.
+    The live map's first load reads 20,000 people: twelve arrays cost the driver a fraction
+    of 20,000 rows. The fix time is whole epoch milliseconds (`ts_ms`, what the page
+    wants), coordinates have 6 decimals (about 0.1 m) and the heading whole degrees (what
+    the map draws), which keeps the answer short. Every array holds the people in the same
+    order, by person id; with no people each array is NULL.
 
     Args:
         user: the staff account whose scope applies.
@@ -102,12 +114,35 @@ def latest_positions_epoch_ms(
         received_since: keep only the fixes the server received at or after this time.
 
     Returns:
-        A select() of the columns of latest_positions(), `ts_ms` in place of `ts`.
+        A select() of one row with the arrays person_id, name, role, unit_id, ts_ms, lat,
+        lon, accuracy, speed, heading, battery and on_duty.
     """
-    stmt = _latest_select(user, bbox, _epoch_ms(LatestPosition.ts).label("ts_ms"))
+    people = (
+        select(
+            Person.id.label("person_id"),
+            Person.name,
+            Person.role,
+            Person.unit_id,
+            _epoch_ms(LatestPosition.ts).label("ts_ms"),
+            _rounded(func.ST_Y(LatestPosition.geom), SNAPSHOT_DEGREE_DECIMALS).label("lat"),
+            _rounded(func.ST_X(LatestPosition.geom), SNAPSHOT_DEGREE_DECIMALS).label("lon"),
+            LatestPosition.accuracy_m.label("accuracy"),
+            LatestPosition.speed_mps.label("speed"),
+            cast(func.round(LatestPosition.heading_deg), Integer).label("heading"),
+            LatestPosition.battery,
+            on_duty_clause(Person.id).label("on_duty"),
+        )
+        .join(Person, Person.id == LatestPosition.person_id)
+        .where(in_scope(user, Person.id))
+        # Each aggregate below reads the rows in this order, in the same single pass.
+        .order_by(Person.id)
+    )
+    if bbox is not None:
+        people = people.where(bbox_filter(LatestPosition.geom, bbox))
     if received_since is not None:
-        stmt = stmt.where(LatestPosition.received_at >= received_since)
-    return stmt
+        people = people.where(LatestPosition.received_at >= received_since)
+    rows = people.subquery()
+    return select(*(func.array_agg(column).label(column.key) for column in rows.c))
 
 
 def database_now() -> Select[Any]:
