@@ -6,11 +6,13 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import gevent
+import gevent.event
 from sqlalchemy import func, select
 
 from tracker.extensions import db
-from tracker.ingest.writer import WriteOutcome, writer
+from tracker.ingest.writer import StoreUnavailableError, WriteOutcome, writer
 from tracker.models import Position
+from tracker.store import positions as store_positions_module
 from tracker.store.positions import PositionRow
 
 
@@ -68,3 +70,45 @@ def test_a_lone_fix_still_waits_for_company_but_not_longer(app, make_phone):
         waited = time.monotonic() - started
     assert outcome == WriteOutcome(1, 0)
     assert waited >= writer.interval_s * 0.9
+
+
+def test_a_leader_killed_mid_commit_leaves_no_one_waiting(app, make_phone, monkeypatch):
+    # The leader commits in its own request's greenlet, which can be killed (a shutdown, a
+    # timeout around the request). The others in its transaction must hear "retry" at
+    # once, not wait forever for a commit that will not come.
+    phone = make_phone()
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=20)
+    rows = [
+        PositionRow(phone.person_id, phone.device_id, start + timedelta(seconds=i), 39.9, 116.4)
+        for i in range(2)
+    ]
+    real_store = store_positions_module.store_positions
+    committing = gevent.event.Event()
+
+    def slow_store(*args, **kwargs):
+        committing.set()
+        gevent.sleep(30)  # the statement is in the database when the leader is killed
+        return real_store(*args, **kwargs)
+
+    def submit(row: PositionRow) -> WriteOutcome:
+        with app.app_context():
+            return writer.submit([row])
+
+    # Two rows fill a transaction, and the wait is long: the second submitter leads.
+    monkeypatch.setattr(writer, "flush_rows", 2)
+    monkeypatch.setattr(writer, "interval_s", 10.0)
+    monkeypatch.setattr(store_positions_module, "store_positions", slow_store)
+    follower = gevent.spawn(submit, rows[0])
+    gevent.sleep(0.01)
+    leader = gevent.spawn(submit, rows[1])
+    assert committing.wait(timeout=5)
+    leader.kill(block=True, timeout=5)
+    follower.join(timeout=5)
+
+    assert follower.ready()
+    assert isinstance(follower.exception, StoreUnavailableError)
+    assert "retry" in str(follower.exception)
+    monkeypatch.setattr(store_positions_module, "store_positions", real_store)
+    # The writer goes on: the resend of both fixes is stored, each once.
+    with app.app_context():
+        assert writer.submit(rows) == WriteOutcome(2, 0)

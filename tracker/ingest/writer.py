@@ -167,8 +167,22 @@ class GroupCommitWriter:
         with self._flush_lock:
             batch, self._pending, self._pending_rows = self._pending, [], 0
             self._has_work.clear()
-            if batch:
+            if not batch:
+                return
+            try:
                 self._flush(batch)
+            except BaseException:
+                # The leader is a request's greenlet, which can be killed mid-commit. No
+                # one in its batch may wait for an answer that will not come: "retry" is
+                # true whatever the statement did, since resends are deduplicated. The
+                # connection may be mid-statement, so it is not used again.
+                self._drop_connection()
+                for submission in batch:
+                    if not submission.result.ready():
+                        submission.result.set_exception(
+                            StoreUnavailableError("store: database unavailable, retry")
+                        )
+                raise
 
     def _flush(self, batch: list[_Submission]) -> None:
         """Commit one batch of submissions and answer each submitter."""
