@@ -6,7 +6,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import (
+    ColumnElement,
     Integer,
+    Select,
     String,
     column,
     func,
@@ -103,6 +105,28 @@ def inactive_devices(session: Session, device_ids: Iterable[int]) -> set[int]:
     return wanted - set(active)
 
 
+def locked_in_id_order(*conditions: ColumnElement[bool]) -> Select[tuple[int]]:
+    """Return a subquery of the ids of the devices matching `conditions`, locked in id order.
+
+    Every statement that updates several devices picks them through this. An UPDATE locks
+    rows in the order its plan happens to visit them (the heap's order for a sequential
+    scan, an IN list's order for a nested loop), and two statements locking the same
+    devices in different orders at once (the group commit marking devices seen, a burst of
+    new GPS apps recording their client) deadlock: PostgreSQL breaks that only after its
+    deadlock_timeout, a second later, by failing one of them. Sorting before the lock makes
+    every such statement take the locks in the same order. FOR NO KEY UPDATE is the lock an
+    UPDATE of non-key columns takes anyway, so it blocks nothing more, not the foreign-key
+    checks of positions being inserted.
+    """
+    return (
+        select(Device.id)
+        .where(*conditions)
+        .order_by(Device.id)
+        .with_for_update(key_share=True)
+        .correlate_except(Device)  # its own FROM devices, never the outer UPDATE's
+    )
+
+
 def add_device(session: Session, person_id: int, label: str | None, token_hash: str) -> Device:
     """Add a device with the hash of its freshly issued token."""
     device = Device(person_id=person_id, label=label, token_hash=token_hash)
@@ -151,7 +175,15 @@ def revoke_labelled_devices(session: Session, person_ids: Sequence[int], label: 
     """Revoke the people's active devices that carry a label (e.g. the simulator's)."""
     session.execute(
         update(Device)
-        .where(Device.person_id.in_(person_ids), Device.label == label, Device.revoked_at.is_(None))
+        .where(
+            Device.id.in_(
+                locked_in_id_order(
+                    Device.person_id.in_(person_ids),
+                    Device.label == label,
+                    Device.revoked_at.is_(None),
+                )
+            )
+        )
         .values(revoked_at=func.now())
     )
 
@@ -182,7 +214,11 @@ def set_device_clients(session: Session, clients: Mapping[int, str]) -> None:
     )
     session.execute(
         update(Device)
-        .where(Device.id == reported.c.id, Device.client.is_distinct_from(reported.c.client))
+        .where(
+            Device.id.in_(locked_in_id_order(Device.id.in_(sorted(clients)))),
+            Device.id == reported.c.id,
+            Device.client.is_distinct_from(reported.c.client),
+        )
         .values(client=reported.c.client)
     )
 
@@ -193,7 +229,7 @@ def mark_webapp_sockets(session: Session, device_ids: Iterable[int]) -> None:
     if wanted:
         session.execute(
             update(Device)
-            .where(Device.id.in_(wanted))
+            .where(Device.id.in_(locked_in_id_order(Device.id.in_(wanted))))
             .values(client="webapp", last_socket_at=func.now())
         )
 
@@ -203,7 +239,9 @@ def touch_sockets(session: Session, device_ids: Iterable[int]) -> None:
     wanted = sorted(set(device_ids))
     if wanted:
         session.execute(
-            update(Device).where(Device.id.in_(wanted)).values(last_socket_at=func.now())
+            update(Device)
+            .where(Device.id.in_(locked_in_id_order(Device.id.in_(wanted))))
+            .values(last_socket_at=func.now())
         )
 
 

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from ..models import (
     Device,
 )
+from .devices import locked_in_id_order
 
 # One statement, one round trip, stores a whole group commit: the arrays are unnested into
 # rows; devices are marked as seen, and revoked ones found, in the same statement; new fixes
@@ -27,6 +28,10 @@ from ..models import (
 # newer than what is there. Only the rows that were NOT stored come back (duplicates and
 # rows of revoked devices or deactivated people), which under normal load is almost nothing
 # to transfer.
+# The devices are locked in id order first, as every statement updating several devices
+# does (see store.devices.locked_in_id_order): an UPDATE locks rows in whatever order its
+# plan visits them, and two statements locking the same devices in different orders
+# deadlock until PostgreSQL's deadlock_timeout breaks one of them a second later.
 # Arrays travel as '{...}' text and times as integer microseconds since the epoch: both
 # are much cheaper for psycopg2 to send than lists of Python objects, and exact.
 _STORE_POSITIONS = text(
@@ -42,9 +47,12 @@ WITH incoming AS (
         CAST(:heading_deg AS real[]), CAST(:battery AS real[])
     ) AS t(person_id, device_id, ts_us, lon, lat,
            accuracy_m, altitude_m, speed_mps, heading_deg, battery)
+), locked AS MATERIALIZED (
+    SELECT id FROM devices WHERE id IN (SELECT device_id FROM incoming)
+    ORDER BY id FOR NO KEY UPDATE
 ), active AS (
     UPDATE devices SET last_seen_at = now()
-    WHERE id IN (SELECT device_id FROM incoming) AND revoked_at IS NULL
+    WHERE id IN (SELECT id FROM locked) AND revoked_at IS NULL
       AND EXISTS (SELECT 1 FROM people p WHERE p.id = devices.person_id AND p.active)
     RETURNING id
 ), inserted AS (
@@ -201,7 +209,10 @@ def touch_devices(conn: Connection | Session, device_ids: Iterable[int]) -> set[
     """
     stmt = (
         update(Device)
-        .where(Device.id.in_(sorted(set(device_ids))), Device.revoked_at.is_(None))
+        .where(
+            Device.id.in_(locked_in_id_order(Device.id.in_(sorted(set(device_ids))))),
+            Device.revoked_at.is_(None),
+        )
         .values(last_seen_at=func.now())
         .returning(Device.id)
     )
