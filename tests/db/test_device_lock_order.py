@@ -184,3 +184,26 @@ def test_the_group_commit_still_refuses_a_revoked_device(app, make_phone, sql):
         b=revoked.device_id,
     )
     assert [row.device_id for row in stored] == [kept.device_id]
+
+
+def test_the_client_of_each_device_is_recorded_and_changed(app, make_phone, sql):
+    from tracker.extensions import db
+    from tracker.store.devices import set_device_clients
+
+    first, second = make_phone(), make_phone()
+    with app.app_context():
+        set_device_clients(db.session, {second.device_id: "owntracks", first.device_id: "osmand"})
+        db.session.commit()
+        set_device_clients(
+            db.session, {first.device_id: "gpslogger", second.device_id: "owntracks"}
+        )
+        db.session.commit()
+    rows = sql(
+        "SELECT id, client FROM devices WHERE id IN (:a, :b) ORDER BY id",
+        a=first.device_id,
+        b=second.device_id,
+    )
+    assert [tuple(row) for row in rows] == [
+        (first.device_id, "gpslogger"),
+        (second.device_id, "owntracks"),
+    ]

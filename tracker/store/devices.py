@@ -7,14 +7,11 @@ from dataclasses import dataclass
 
 from sqlalchemy import (
     ColumnElement,
-    Integer,
     Select,
-    String,
-    column,
     func,
     select,
+    text,
     update,
-    values,
 )
 from sqlalchemy.orm import Session
 
@@ -201,26 +198,32 @@ def phone_devices(session: Session, person_id: int) -> list[int]:
     )
 
 
+# Only the devices whose client changes are locked (in id order, as locked_in_id_order
+# explains) and written: after a restart every GPS app's first request reaches each
+# process, and all but the first find the client already recorded.
+_SET_DEVICE_CLIENTS = text(
+    """
+WITH reported AS (
+    SELECT * FROM unnest(CAST(:ids AS integer[]), CAST(:clients AS text[])) AS r(id, client)
+), changed AS MATERIALIZED (
+    SELECT d.id, r.client FROM devices d JOIN reported r ON r.id = d.id
+    WHERE d.client IS DISTINCT FROM r.client
+    ORDER BY d.id FOR NO KEY UPDATE OF d
+)
+UPDATE devices d SET client = changed.client FROM changed WHERE d.id = changed.id
+"""
+)
+
+
 def set_device_clients(session: Session, clients: Mapping[int, str]) -> None:
     """Record which client last reported with each device (webapp, osmand, owntracks, …).
 
     One statement for all of them: a thousand GPS apps reconnecting at once must not each
     take a pooled connection for this.
     """
-    if not clients:
-        return
-    reported = values(column("id", Integer), column("client", String), name="reported").data(
-        sorted(clients.items())
-    )
-    session.execute(
-        update(Device)
-        .where(
-            Device.id.in_(locked_in_id_order(Device.id.in_(sorted(clients)))),
-            Device.id == reported.c.id,
-            Device.client.is_distinct_from(reported.c.client),
-        )
-        .values(client=reported.c.client)
-    )
+    if clients:
+        ids = sorted(clients)
+        session.execute(_SET_DEVICE_CLIENTS, {"ids": ids, "clients": [clients[i] for i in ids]})
 
 
 def mark_webapp_sockets(session: Session, device_ids: Iterable[int]) -> None:
