@@ -68,6 +68,7 @@ from _common import (
     percentile,
     postmaster_pid,
     raise_on_sigterm,
+    steal_seconds,
     tree_cpu_seconds,
 )
 from ingest import add_phones
@@ -191,6 +192,7 @@ class Watched:
             "PostgreSQL": tree_cpu_seconds(self.postgres_pid) if self.postgres_pid else 0.0,
             "nginx": sum(cpu_seconds(pid) for pid in self.nginx_pids),
             "wrk": children.ru_utime + children.ru_stime,
+            "host steal": steal_seconds(),  # part of "machine"
             "machine": machine_busy_seconds(),
         }
 
@@ -717,9 +719,10 @@ def main(argv: list[str] | None = None) -> int:
             pg_pid = postmaster_pid_of(db.url)
             nginx_pids = nginx.pids if nginx else []
 
-            def others() -> tuple[float, float, float]:
+            def others() -> tuple[float, float, float, float]:
                 pg = tree_cpu_seconds(pg_pid) if pg_pid else 0.0
-                return pg, sum(cpu_seconds(pid) for pid in nginx_pids), machine_busy_seconds()
+                nginx_s = sum(cpu_seconds(pid) for pid in nginx_pids)
+                return pg, nginx_s, machine_busy_seconds(), steal_seconds()
 
             other0 = others()
             cpu0 = (sum(cpu_seconds(pid) for pid in workers), time.process_time(), time.time())
@@ -751,7 +754,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"PostgreSQL {pct(other1[0] - other0[0])}, "
                 + (f"nginx {pct(other1[1] - other0[1])}, " if nginx else "")
                 + f"load generator {pct(cpu1[1] - cpu0[1])}; "
-                f"machine busy {pct(other1[2] - other0[2])} of 200%"
+                f"machine busy {pct(other1[2] - other0[2])} of 200%, "
+                f"of which stolen by the host {pct(other1[3] - other0[3])}"
             )
             time.sleep(1.0)
             open_result = OpenLoopResult(
