@@ -86,6 +86,27 @@ def test_revoked_devices_are_not_touched(session, person):
     assert store.positions.touch_devices(session, [person[1]]) == set()
 
 
+def test_token_lookup_finds_active_devices_and_refuses_anything_but_digests(session):
+    from tracker.auth import hash_token
+
+    active = store.people.add_person(session, "在岗 Active", "patrol", None, None)
+    gone = store.people.add_person(session, "离岗 Gone", "patrol", None, None)
+    kept = store.devices.add_device(session, active.id, None, hash_token("kept"))
+    revoked = store.devices.add_device(session, active.id, None, hash_token("revoked"))
+    store.devices.add_device(session, gone.id, None, hash_token("gone"))
+    store.devices.revoke_device(session, revoked.id)
+    gone.active = False
+    session.flush()
+    hashes = [hash_token(t) for t in ("kept", "revoked", "gone", "never issued")]
+    assert store.devices.devices_by_token_hashes(session, hashes) == {
+        hash_token("kept"): store.devices.DeviceIdentity(kept.id, active.id)
+    }
+    # The hashes travel as one array literal: anything that could break out of it is
+    # refused before it reaches the database.
+    with pytest.raises(ValueError, match="token_hashes"):
+        store.devices.devices_by_token_hashes(session, [hash_token("kept"), "a,b}"])
+
+
 def test_track_is_time_ordered_with_geodesic_length(session, person):
     points = [(39.900, 116.400), (39.901, 116.401), (39.903, 116.400), (39.905, 116.402)]
     # Insert out of order: the track must still follow the timestamps.
