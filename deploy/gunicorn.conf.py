@@ -22,7 +22,9 @@ timeout = 60
 # gunicorn's default of 2 s each request met a closed connection and opened a new one
 # (a TCP handshake, and for the app a failed write and a retry, every time).
 keepalive = int(os.environ.get("KEEPALIVE_S", 30))
-graceful_timeout = 10
+# On SIGTERM the worker waits this long for its connections; idle keep-alive and
+# websocket connections hold it to the end. The test suite sets 3 s for its servers.
+graceful_timeout = int(os.environ.get("GRACEFUL_TIMEOUT_S", 10))
 accesslog = None
 # Several processes run side by side (tests, scale-out); none needs gunicornc.
 control_socket_disable = True

@@ -202,6 +202,9 @@ class ServerProcess:
             **os.environ,
             "DATABASE_URL": database_url,
             "BIND": f"127.0.0.1:{self.port}",
+            # A server stopped at the end of its tests still has a browser's websocket or
+            # a client's idle keep-alive connection open: don't wait 10 s for each.
+            "GRACEFUL_TIMEOUT_S": "3",
             **(extra_env or {}),
         }
         if product_policy:
