@@ -238,7 +238,13 @@ def set_device_clients(session: Session, clients: Mapping[int, str]) -> None:
         if not all(_CLIENT_NAME.fullmatch(name) for name in clients.values()):
             raise ValueError("clients: names are lower-case words (webapp, osmand, …)")
         ids = sorted(clients)
-        session.execute(_SET_DEVICE_CLIENTS, {"ids": ids, "clients": [clients[i] for i in ids]})
+        session.execute(
+            _SET_DEVICE_CLIENTS,
+            {
+                "ids": "{" + ",".join(map(str, ids)) + "}",
+                "clients": "{" + ",".join(clients[i] for i in ids) + "}",
+            },
+        )
 
 
 def mark_webapp_sockets(session: Session, device_ids: Iterable[int]) -> None:
