@@ -187,7 +187,7 @@ def steal_seconds() -> float:
     """Return the CPU time the hypervisor gave to other guests while this one waited.
 
     On a shared virtual machine this is what makes "slow hours": the same run takes more
-    wall-clock time while the host lends our cores elsewhere (seen up to 25 %).
+    wall-clock time while the host lends our cores elsewhere (seen at 37–41 % of a core).
     """
     fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
     return int(fields[7]) / CLK_TCK

@@ -198,6 +198,9 @@ def test_the_client_of_each_device_is_recorded_and_changed(app, make_phone, sql)
             db.session, {first.device_id: "gpslogger", second.device_id: "owntracks"}
         )
         db.session.commit()
+        # The names travel inside an array literal: one that could break out is refused.
+        with pytest.raises(ValueError, match="clients"):
+            set_device_clients(db.session, {first.device_id: 'x","y'})
     rows = sql(
         "SELECT id, client FROM devices WHERE id IN (:a, :b) ORDER BY id",
         a=first.device_id,
